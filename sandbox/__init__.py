@@ -1,0 +1,109 @@
+"""A simulated exchanger of the platform, for running and testing a shop with no account.
+
+Run it alone with `flask --app sandbox run --port 5001`, or mount it inside another app with
+`sandbox.mount(app)`. It never imports the shop: the two speak only HTTP.
+"""
+
+import os
+import secrets
+import threading
+import time
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from . import api, autopilot, db, pages
+from .faults import Faults
+from .ipn import Dispatcher
+from .routes import DEFAULT_ROUTES_FILE, RouteBook
+
+DEFAULTS = {
+    "SECRET_KEY": None,
+    # Its own cookie, so the sandbox's pages never overwrite a mounting shop's session.
+    "SESSION_COOKIE_NAME": "sandbox_session",
+    "ROUTES_FILE": str(DEFAULT_ROUTES_FILE),
+    # {api_key: api_secret}; empty means anonymous calls are accepted, as on the public site.
+    "API_KEYS": {},
+    # Walk paid orders inProgress -> inProgressPayout -> done after these delays (seconds).
+    "AUTOPILOT": True,
+    "AUTOPILOT_DELAYS": {"inProgress": 3, "inProgressPayout": 3},
+    # A background thread runs the autopilot and expiry every tick; tests turn it off.
+    "BACKGROUND": True,
+    "TICK_SECONDS": 0.5,
+    "IPN_TIMEOUT": (2, 5),
+    # Initial fault settings (see faults.DEFAULTS); None keeps what the database has.
+    "FAULTS": None,
+}
+
+
+class Clock:
+    """Wall-clock time that tests can move forward instead of sleeping."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def now(self):
+        return time.time() + self.offset
+
+    def advance(self, seconds):
+        self.offset += seconds
+
+
+class Sandbox:
+    """Per-app state: routes, faults, the clock, and per-process background workers."""
+
+    def __init__(self, app):
+        self.app = app
+        self.routes = RouteBook(app.config["ROUTES_FILE"])
+        self.faults = Faults(app.config["DATABASE"])
+        self.clock = Clock()
+        self._lock = threading.Lock()
+        self._workers_pid = None
+        self._dispatcher = None
+
+    def dispatcher(self):
+        """The IPN sender of this process (threads do not survive a fork, so one per pid)."""
+        self.start_workers()
+        return self._dispatcher
+
+    def start_workers(self):
+        with self._lock:
+            if self._workers_pid == os.getpid():
+                return
+            self._workers_pid = os.getpid()
+            self._dispatcher = Dispatcher(
+                self.app.config["DATABASE"], self.app.config["IPN_TIMEOUT"]
+            )
+            if self.app.config["BACKGROUND"]:
+                autopilot.start(self)
+
+
+def create_app(test_config=None):
+    """The sandbox exchanger as a Flask app."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS, DATABASE=os.path.join(app.instance_path, "sandbox.sqlite"))
+    if test_config is None:
+        app.config.from_prefixed_env(prefix="SANDBOX")
+    else:
+        app.config.from_mapping(test_config)
+    if not app.config["SECRET_KEY"]:
+        # The sandbox keeps nothing secret across restarts: a fresh key per start is enough.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+
+    db.init_app(app)
+    app.extensions["sandbox"] = Sandbox(app)
+    if app.config["FAULTS"] is not None:
+        app.extensions["sandbox"].faults.update({"reset": True, **app.config["FAULTS"]})
+
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    app.before_request(app.extensions["sandbox"].start_workers)
+    return app
+
+
+def mount(app, sandbox_app, prefix="/sandbox"):
+    """Serve sandbox_app under prefix of app, in the same process."""
+    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {prefix: sandbox_app})

@@ -1,0 +1,170 @@
+"""IPN delivery as the merchant docs describe it: one signed form POST per change, never retried.
+
+Each delivery is written to ipn_deliveries first, then sent by a background thread, so the
+request that caused the change never waits on the merchant's server.
+"""
+
+import hashlib
+import heapq
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import requests
+
+from .db import connect
+from .pricing import plain
+
+FORGERIES = ("wrong_hash", "other_order", "altered_amount")
+
+
+def checksum(order_id, new_status, in_amount, out_amount, xml_from, xml_to, timestamp, secret):
+    """sha256_hex(orderId:newStatus:inAmount:outAmount:xml_from:xml_to:timestamp:ipnSecret)."""
+    parts = (order_id, new_status, in_amount, out_amount, xml_from, xml_to, str(timestamp), secret)
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()
+
+
+def fields(order, route, new_status, timestamp):
+    """The IPN's form fields, in the documented order, toValues in bracket style."""
+    values = [
+        ("orderUID", str(order["uid"])),
+        ("orderId", order["id"]),
+        ("newStatus", new_status),
+        ("inAmount", plain_text(order["in_amount"])),
+        ("outAmount", plain_text(order["out_amount"])),
+        ("xml_from", route["from"]["xml"]),
+        ("xml_to", route["to"]["xml"]),
+        ("timestamp", str(timestamp)),
+    ]
+    signed = [value for _, value in values[1:]]
+    values.append(("hash", checksum(*signed, order["ipn_secret"])))
+    for index, item in enumerate(order["to_values_list"]):
+        for key in ("key", "name", "value"):
+            values.append((f"toValues[{index}][{key}]", item[key]))
+    return values
+
+
+def plain_text(amount_text):
+    return plain(Decimal(amount_text))
+
+
+def forge(values, kind, other_order):
+    """A copy of an IPN someone without the secret could have made."""
+    forged = dict(values)
+    forged["newStatus"] = "done"
+    if kind == "other_order" and other_order is not None:
+        # The right checksum for this order, pinned on another order's ids.
+        forged["orderId"], forged["orderUID"] = other_order["id"], str(other_order["uid"])
+    elif kind == "altered_amount":
+        forged["outAmount"] = plain(Decimal(forged["outAmount"]) * 10)
+    else:
+        forged["hash"] = hashlib.sha256(b"not the secret").hexdigest()
+    return list(forged.items())
+
+
+class Dispatcher:
+    """Sends queued deliveries when they fall due, a few at a time, each exactly once."""
+
+    def __init__(self, database, timeout):
+        self.database = database
+        self.timeout = timeout
+        self._due = []
+        self._sequence = itertools.count()
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-ipn")
+        self._http = requests.Session()
+        threading.Thread(target=self._run, name="sandbox-ipn-timer", daemon=True).start()
+
+    def schedule(self, delivery_id, url, body, delay):
+        with self._cond:
+            self._pending += 1
+            heapq.heappush(
+                self._due, (time.monotonic() + delay, next(self._sequence), delivery_id, url, body)
+            )
+            self._cond.notify()
+
+    def wait_idle(self, timeout=10):
+        """Block until every scheduled delivery has been sent or failed (tests and scripts)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout)
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    wait = self._due[0][0] - time.monotonic() if self._due else None
+                    self._cond.wait(wait)
+                _, _, delivery_id, url, body = heapq.heappop(self._due)
+            self._pool.submit(self._send, delivery_id, url, body)
+
+    def _send(self, delivery_id, url, body):
+        outcome, status, answer, error = "error", None, None, None
+        try:
+            response = self._http.post(
+                url,
+                data=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+            outcome, status, answer = "sent", response.status_code, response.text[:500]
+        except requests.RequestException as exc:
+            error = type(exc).__name__
+        finally:
+            self._record(delivery_id, outcome, status, answer, error)
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def _record(self, delivery_id, outcome, status, answer, error):
+        db = connect(self.database)
+        try:
+            db.execute(
+                "UPDATE ipn_deliveries SET sent_at = ?, outcome = ?, http_status = ?,"
+                " response = ?, error = ? WHERE id = ?",
+                (time.time(), outcome, status, answer, error, delivery_id),
+            )
+        finally:
+            db.close()
+
+
+def notify(sandbox, db, order, route, new_status, timestamp):
+    """Queue the IPN for one status change, with whatever faults are switched on."""
+    if not order["ipn_url"]:
+        return
+    faults = sandbox.faults
+    settings = faults.current()
+    values = fields(order, route, new_status, timestamp)
+    copies = [("normal", values)]
+    if faults.happens(settings["ipn_duplicate"]):
+        copies.append(("duplicate", values))
+    if faults.happens(settings["ipn_forge"]):
+        kind = faults.choice(FORGERIES)
+        other = db.execute(
+            "SELECT id, uid FROM orders WHERE uid != ? ORDER BY uid DESC LIMIT 1", (order["uid"],)
+        ).fetchone()
+        copies.append((f"forged:{kind}", forge(values, kind, other)))
+    for kind, copy in copies:
+        dropped = kind == "normal" and faults.happens(settings["ipn_drop"])
+        delay = faults.seconds(settings["ipn_delay"])
+        body = urlencode(copy)
+        cursor = db.execute(
+            "INSERT INTO ipn_deliveries (order_uid, kind, url, new_status, payload,"
+            " delay_seconds, created_at, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                order["uid"],
+                kind,
+                order["ipn_url"],
+                new_status,
+                body,
+                delay,
+                time.time(),
+                "dropped" if dropped else "queued",
+            ),
+        )
+        if not dropped:
+            sandbox.dispatcher().schedule(cursor.lastrowid, order["ipn_url"], body, delay)
