@@ -8,6 +8,7 @@ import os
 import secrets
 import threading
 import time
+from decimal import Decimal
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -16,6 +17,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from . import api, autopilot, db, pages
 from .faults import Faults
 from .ipn import Dispatcher
+from .pricing import plain
 from .routes import DEFAULT_ROUTES_FILE, RouteBook
 
 DEFAULTS = {
@@ -100,6 +102,7 @@ def create_app(test_config=None):
     csrf.exempt(api.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.add_template_filter(lambda text: plain(Decimal(text)), "plain")
     app.before_request(app.extensions["sandbox"].start_workers)
     return app
 

@@ -1,0 +1,75 @@
+"""The shop's application factory: `flask --app app run`."""
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+import sandbox
+from shop import catalog, checkout, config, db, ipn
+from shop.exchanger import ExchangerClient, LocalWSGIAdapter
+
+SANDBOX_PREFIX = "/sandbox"
+
+csrf = CSRFProtect()
+
+
+def create_app(test_config=None):
+    """Build the shop: config, database, exchanger client, blueprints, and the sandbox if needed."""
+    app = Flask(__name__, instance_relative_config=True)
+    config.load(app, test_config)
+    db.init_app(app)
+    csrf.init_app(app)
+    app.extensions["exchanger"] = exchanger_client(app)
+
+    app.register_blueprint(catalog.bp)
+    app.register_blueprint(checkout.bp)
+    app.register_blueprint(ipn.bp)
+    # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
+    csrf.exempt(ipn.bp)
+    register_error_pages(app)
+    app.add_url_rule("/health", "health", lambda: "ok\n")
+    return app
+
+
+def exchanger_client(app):
+    """The client for EXCHANGER_URL, or for the embedded sandbox mounted at /sandbox."""
+    settings = {
+        "api_key": app.config["EXCHANGER_API_KEY"],
+        "api_secret": app.config["EXCHANGER_API_SECRET"],
+        "timeout": app.config["EXCHANGER_TIMEOUT"],
+    }
+    if app.config["EXCHANGER_URL"]:
+        return ExchangerClient(app.config["EXCHANGER_URL"], **settings)
+    sandbox_app = sandbox.create_app(
+        {"DATABASE": app.config["DATABASE"] + ".sandbox", **app.config["SANDBOX"]}
+    )
+    sandbox.mount(app, sandbox_app, SANDBOX_PREFIX)
+    client = ExchangerClient(app.config["PUBLIC_URL"] + SANDBOX_PREFIX, **settings)
+    # In-process calls: a single-threaded server calling itself over HTTP would deadlock.
+    client.session.mount(client.base_url, LocalWSGIAdapter(sandbox_app, SANDBOX_PREFIX))
+    return client
+
+
+def register_error_pages(app):
+    def page(status, title, message):
+        return render_template("error.html", title=title, message=message), status
+
+    app.register_error_handler(
+        404, lambda e: page(404, "Not found", "There is nothing at this address.")
+    )
+    app.register_error_handler(
+        405, lambda e: page(405, "Not allowed", "This page cannot be used that way.")
+    )
+    app.register_error_handler(
+        CSRFError,
+        lambda e: page(
+            400,
+            "Form expired",
+            "The form was open too long or came from elsewhere. Please try again.",
+        ),
+    )
+    app.register_error_handler(
+        500,
+        lambda e: page(
+            500, "Something went wrong", "Sorry: we could not finish that. Please try again."
+        ),
+    )

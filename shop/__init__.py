@@ -1,0 +1,1 @@
+"""The shop: catalogue, cart and checkout paid through an exchanger of the platform."""

@@ -1,0 +1,318 @@
+"""Checkout: cart -> route -> requisites -> order/create -> the exchanger's payment page; return page."""
+
+import json
+import re
+import secrets
+from decimal import Decimal
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from . import orders
+from .catalog import cart_lines, empty_cart
+from .db import get_db
+from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
+from .forms import requisite_form_class
+from .pricing import RouteDataError, plain, quote
+from .reconcile import due_for_poll, refresh_order
+
+bp = Blueprint("checkout", __name__)
+
+ROUTE_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+LANGS = ("en", "ru")
+PROBLEM_TEXT = {
+    "below_min": "Your total is below this route's minimum of {limit} {symbol}.",
+    "above_max": "Your total is above this route's maximum of {limit} {symbol}.",
+    "above_reserve": "The exchanger's reserve ({limit}) cannot cover this amount right now.",
+}
+
+
+def exchanger():
+    return current_app.extensions["exchanger"]
+
+
+def buyer_lang():
+    return request.accept_languages.best_match(LANGS) or "en"
+
+
+def problem_text(problem, route):
+    kind, limit = problem
+    return PROBLEM_TEXT[kind].format(limit=plain(limit), symbol=route["from"].get("symbol", ""))
+
+
+def payout_values(route):
+    """toValues from PAYOUT_VALUES (by field id, or by field name); None when one is missing."""
+    configured = current_app.config["PAYOUT_VALUES"]
+    values = []
+    for field in route["to"].get("fields") or []:
+        value = configured.get(str(field.get("_id"))) or configured.get(str(field.get("name")))
+        if not value and field.get("required"):
+            return None
+        values.append({"key": str(field["_id"]), "value": value or ""})
+    return values
+
+
+def offers(total):
+    """The routes into the settlement currency, each with its quote or why it cannot be used."""
+    settlement = current_app.config["SETTLEMENT_XML"]
+    lang = buyer_lang()
+    found = []
+    for summary in exchanger().routes():
+        if summary.get("isShowWeb") is False or (summary.get("to") or {}).get("xml") != settlement:
+            continue
+        try:
+            route = exchanger().route(summary["routeId"], lang)
+            offer = quote(route, total)
+        except ExchangerRejected:
+            continue  # hidden or withdrawn since route/get: not on offer
+        except RouteDataError as exc:
+            current_app.logger.warning("route %s has unusable numbers: %s", summary["routeId"], exc)
+            continue
+        if payout_values(route) is None:
+            current_app.logger.error(
+                "PAYOUT_VALUES lacks a required to-field of route %s", summary["routeId"]
+            )
+            continue
+        problem = problem_text(offer.problem, route) if offer.problem else None
+        found.append({"route": route, "quote": offer, "problem": problem})
+    return found
+
+
+def unavailable(message, retry_url):
+    return render_template("checkout/unavailable.html", message=message, retry_url=retry_url), 503
+
+
+@bp.route("/checkout")
+def choose_route():
+    """Pick how to pay: every route into the settlement currency, with rate and amount to send."""
+    lines, total = cart_lines()
+    if not lines:
+        flash("Your cart is empty.", "error")
+        return redirect(url_for("catalog.cart"))
+    try:
+        found = offers(total)
+    except ExchangerError as exc:
+        current_app.logger.warning("route list failed: %s", exc.message)
+        return unavailable(
+            "We cannot reach the payment service right now.", url_for("checkout.choose_route")
+        )
+    return render_template(
+        "checkout/routes.html",
+        offers=found,
+        total=total,
+        currency=current_app.config["SETTLEMENT_XML"],
+    )
+
+
+def load_route(route_id):
+    """The route's definition, read fresh so a stale rate never reaches order/create."""
+    if not ROUTE_ID.match(route_id):
+        abort(404)
+    try:
+        route = exchanger().route(route_id, buyer_lang())
+    except ExchangerRejected:
+        abort(404)
+    to_xml = (route.get("to") or {}).get("xml")
+    if to_xml != current_app.config["SETTLEMENT_XML"] or payout_values(route) is None:
+        abort(404)
+    return route
+
+
+@bp.route("/checkout/<route_id>", methods=("GET", "POST"))
+def requisites(route_id):
+    """The route's requisite form; on a valid submit, the order is placed."""
+    earlier = (
+        orders.find_by_checkout_key(request.form.get("checkout_key"))
+        if request.method == "POST"
+        else None
+    )
+    if earlier is not None:
+        # The same form submitted again (double click, back and resubmit): never a second order.
+        return redirect(url_for("checkout.pay", token=earlier["token"]))
+    lines, total = cart_lines()
+    if not lines:
+        flash("Your cart is empty.", "error")
+        return redirect(url_for("catalog.cart"))
+    retry_url = url_for("checkout.requisites", route_id=route_id)
+    try:
+        route = load_route(route_id)
+        offer = quote(route, total)
+    except ExchangerError:
+        return unavailable("We cannot reach the payment service right now.", retry_url)
+    except RouteDataError:
+        return unavailable(
+            "This payment method is misconfigured at the exchanger.",
+            url_for("checkout.choose_route"),
+        )
+    form_class, fields = requisite_form_class(route)
+    form = form_class()
+    if request.method == "GET":
+        form.checkout_key.data = secrets.token_urlsafe(24)
+    problem = problem_text(offer.problem, route) if offer.problem else None
+    if not problem and form.validate_on_submit():
+        return place_order(form, fields, route, offer, lines, total)
+    return render_template(
+        "checkout/requisites.html",
+        form=form,
+        fields=fields,
+        route=route,
+        offer=offer,
+        problem=problem,
+        total=total,
+        currency=current_app.config["SETTLEMENT_XML"],
+    )
+
+
+def draft_for(form, fields, route, offer, total):
+    values = [
+        {
+            "group": f.group,
+            "key": f.field_id,
+            "name": f.label,
+            "value": form[f.form_name].data or "",
+        }
+        for f in fields
+    ]
+    email = next((v["value"] for v in values if "mail" in v["name"].lower() and v["value"]), None)
+    return {
+        "token": secrets.token_urlsafe(16),
+        "checkout_key": form.checkout_key.data,
+        "lang": buyer_lang(),
+        "currency": current_app.config["SETTLEMENT_XML"],
+        "price": str(total),
+        "route_id": route["routeId"],
+        "from_xml": route["from"]["xml"],
+        "from_name": str(route["from"].get("name") or route["from"]["xml"]),
+        "to_xml": route["to"]["xml"],
+        "send_amount": str(offer.send),
+        "requisites": json.dumps(values),
+        "buyer_email": email,
+        # Random per order: a leaked secret exposes one order's IPNs, not the shop's.
+        "ipn_secret": secrets.token_urlsafe(32),
+    }
+
+
+def create_payload(order, route, values):
+    public = current_app.config["PUBLIC_URL"]
+    return {
+        "routeId": route["routeId"],
+        "amount": float(Decimal(order["send_amount"])),
+        "fromValues": [
+            {"key": v["key"], "value": v["value"]} for v in values if v["group"] == "fromValues"
+        ],
+        "toValues": payout_values(route),
+        "routeValues": [
+            {"key": v["key"], "value": v["value"]} for v in values if v["group"] == "routeValues"
+        ],
+        "lang": order["lang"],
+        "agreement": True,
+        "hideOutData": True,
+        "partner": "",
+        "clientCallbackUrl": f"{public}/orders/{order['token']}/return",
+        "ipnUrl": f"{public}/ipn",
+        "ipnSecret": order["ipn_secret"],
+    }
+
+
+def place_order(form, fields, route, offer, lines, total):
+    """Write the order, create it at the exchanger, and send the buyer to pay."""
+    db = get_db()
+    order, is_new = orders.create_draft(db, draft_for(form, fields, route, offer, total), lines)
+    if not is_new:
+        # A concurrent submit of the same form won the race: never a second order.
+        return redirect(url_for("checkout.pay", token=order["token"]))
+    values = orders.requisites(order)
+    try:
+        created = exchanger().create_order(create_payload(order, route, values))
+    except ExchangerRejected as exc:
+        orders.record_create_error(
+            db, order["id"], f"rejected {exc.code}: {exc.message}", final=True
+        )
+        return rejected(form, fields, route, offer, total, exc)
+    except ExchangerUnavailable as exc:
+        orders.record_create_error(db, order["id"], exc.message, final=not exc.may_have_acted)
+        current_app.logger.warning("order/create for order %s failed: %s", order["id"], exc.message)
+        return unavailable(
+            "The payment service did not answer. Nothing has been charged; please try again.",
+            url_for("checkout.requisites", route_id=route["routeId"]),
+        )
+    orders.record_created(db, order["id"], created)
+    empty_cart()
+    return redirect(exchanger().payment_url(order["lang"], created.uid, created.secret))
+
+
+def rejected(form, fields, route, offer, total, exc):
+    """Show the exchanger's refusal on the field it names, or above the form."""
+    by_id = {(f.group, f.field_id): f.form_name for f in fields}
+    field = exc.field and by_id.get(exc.field)
+    if field:
+        form[field].errors = [*form[field].errors, "The exchanger did not accept this value."]
+    else:
+        flash(
+            "The exchanger could not take this order. Please check the details or choose another way to pay.",
+            "error",
+        )
+    form.checkout_key.data = secrets.token_urlsafe(24)
+    return render_template(
+        "checkout/requisites.html",
+        form=form,
+        fields=fields,
+        route=route,
+        offer=offer,
+        problem=None,
+        total=total,
+        currency=current_app.config["SETTLEMENT_XML"],
+    ), 422
+
+
+@bp.route("/orders/<token>/pay")
+def pay(token):
+    """Continue to the exchanger's payment page of an order that was created."""
+    order = orders.get_order_by_token(token)
+    if not order["exchanger_uid"] or not order["exchanger_secret"] or orders.is_final(order):
+        return redirect(url_for("checkout.order_return", token=token))
+    return redirect(
+        exchanger().payment_url(order["lang"], order["exchanger_uid"], order["exchanger_secret"])
+    )
+
+
+@bp.route("/orders/<token>/return")
+def order_return(token):
+    """Where the exchanger sends the buyer back; its ?status= is shown, never trusted."""
+    order = orders.get_order_by_token(token)
+    if not orders.is_final(order):
+        refresh_order(order)
+        order = orders.get_order_by_token(token)
+    claimed = request.args.get("status", "")
+    return render_template(
+        "checkout/return.html",
+        order=order,
+        items=orders.get_items(order["id"]),
+        state=orders.payment_state(order),
+        final=orders.is_final(order),
+        claimed=claimed if claimed in ("success", "error") else None,
+    )
+
+
+@bp.route("/orders/<token>/status")
+def order_status(token):
+    """The stored status as JSON, refreshed from the exchanger at most every few seconds."""
+    order = orders.get_order_by_token(token)
+    if due_for_poll(order, current_app.config["STATUS_POLL_SECONDS"]):
+        refresh_order(order)
+        order = orders.get_order_by_token(token)
+    return jsonify(
+        status=order["status"],
+        state=orders.payment_state(order),
+        final=orders.is_final(order),
+        reported_out=order["reported_out"],
+    )

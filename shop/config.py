@@ -1,0 +1,97 @@
+"""Settings: defaults here, then instance/config.py, then FLASK_* environment variables."""
+
+import os
+from urllib.parse import urlsplit
+
+DEFAULT_SECRET_KEY = "dev"  # noqa: S105 - the well-known dev key that check() refuses
+
+DEFAULTS = {
+    "SECRET_KEY": DEFAULT_SECRET_KEY,
+    # Where buyers reach the shop; decides the clientCallbackUrl and ipnUrl sent to the exchanger.
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    # Unset means the embedded sandbox at PUBLIC_URL/sandbox.
+    "EXCHANGER_URL": None,
+    "EXCHANGER_API_KEY": None,
+    "EXCHANGER_API_SECRET": None,
+    # (connect, read) seconds for every exchanger call.
+    "EXCHANGER_TIMEOUT": (3.05, 10),
+    "SETTLEMENT_XML": "USDTTRC20",
+    # The merchant's payout requisites: to-field id (or field name) -> value.
+    "PAYOUT_VALUES": {},
+    # Largest IPN body accepted; real ones are well under 2 KB.
+    "IPN_MAX_BYTES": 16 * 1024,
+    # How often the order status endpoint may ask the exchanger about one order.
+    "STATUS_POLL_SECONDS": 10,
+    # Settings for the embedded sandbox (see sandbox.DEFAULTS).
+    "SANDBOX": {},
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+}
+
+# The embedded sandbox's demo payout wallet and card, so the demo runs with no configuration.
+SANDBOX_PAYOUT_VALUES = {
+    "65f0c0ffee00000000000d10": "TMerchantPayoutWa11etSandboxDemoXq",
+    "65f0c0ffee00000000000d11": "2200000000000004",
+    "65f0c0ffee00000000000d12": "DEMO MERCHANT",
+}
+SECRET_SETTINGS = ("SECRET_KEY", "EXCHANGER_API_KEY", "EXCHANGER_API_SECRET")
+
+
+class ConfigError(RuntimeError):
+    """A setting the shop cannot run with; the message names it."""
+
+
+def load(app, test_config=None):
+    """Fill app.config from defaults, the instance file and the environment (or test_config)."""
+    app.config.from_mapping(DEFAULTS, DATABASE=os.path.join(app.instance_path, "shop.sqlite"))
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env()
+    else:
+        app.config.from_mapping(test_config)
+    if not app.config["EXCHANGER_URL"] and not app.config["PAYOUT_VALUES"]:
+        app.config["PAYOUT_VALUES"] = dict(SANDBOX_PAYOUT_VALUES)
+    app.config["PUBLIC_URL"] = str(app.config["PUBLIC_URL"]).rstrip("/")
+    check(app.config, production=not (app.debug or app.testing))
+
+
+def check(config, production):
+    """Raise ConfigError for a setting that is malformed, or unsafe outside debug and testing."""
+    for name in ("PUBLIC_URL", "EXCHANGER_URL"):
+        value = config[name]
+        if value is None and name == "EXCHANGER_URL":
+            continue
+        parts = urlsplit(str(value))
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(
+                f"{name} must be an absolute http(s) URL without query, got {value!r}"
+            )
+    if bool(config["EXCHANGER_API_KEY"]) != bool(config["EXCHANGER_API_SECRET"]):
+        raise ConfigError(
+            "EXCHANGER_API_KEY and EXCHANGER_API_SECRET go together: set both or neither"
+        )
+    payout = config["PAYOUT_VALUES"]
+    if not isinstance(payout, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in payout.items()
+    ):
+        raise ConfigError('PAYOUT_VALUES must be a JSON object of strings: {"field id": "value"}')
+    if not production:
+        return
+    if not config["SECRET_KEY"] or config["SECRET_KEY"] == DEFAULT_SECRET_KEY:
+        raise ConfigError("SECRET_KEY is the default: set FLASK_SECRET_KEY to a long random value")
+    if not payout or not all(v.strip() for v in payout.values()):
+        raise ConfigError(
+            "PAYOUT_VALUES is missing a payout requisite: the exchanger would have nowhere to pay you"
+        )
+    for name in SECRET_SETTINGS:
+        value = config[name]
+        if isinstance(value, str) and value != value.strip():
+            raise ConfigError(f"{name} has stray whitespace at its start or end")
+    for field, value in payout.items():
+        if value != value.strip():
+            raise ConfigError(f"PAYOUT_VALUES[{field!r}] has stray whitespace at its start or end")

@@ -1,0 +1,296 @@
+"""The only code that talks to the exchanger: its API client, its errors and request signing."""
+
+import hashlib
+import json
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import NewConnectionError
+from urllib3.util import Retry
+from werkzeug.test import Client as WSGIClient
+
+API_PATH = "/service/api/v1/"
+FIELD_INVALID = 6231546409213868
+ANTI_FLOOD = 5030000
+NOT_AUTHORISED = 40301
+UID_PATTERN = re.compile(r"^\d{1,12}$")
+SECRET_PATTERN = re.compile(r"^[A-Za-z0-9]{8,64}$")
+
+
+class ExchangerError(Exception):
+    """Any failure to get a usable answer from the exchanger."""
+
+    def __init__(self, message, code=None, obj=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.object = obj if isinstance(obj, dict) else {}
+
+
+class ExchangerUnavailable(ExchangerError):
+    """No usable answer: refused, timed out, 5xx, an HTML page, or JSON that makes no sense.
+
+    may_have_acted says whether the request could have reached the exchanger and done its work
+    (a write that timed out may have created an order; a refused connection cannot have).
+    """
+
+    def __init__(self, message, may_have_acted=True):
+        super().__init__(message)
+        self.may_have_acted = may_have_acted
+
+
+class ExchangerRejected(ExchangerError):
+    """The exchanger answered with its error envelope: a code, a message and maybe an object."""
+
+    @property
+    def field(self):
+        """(values group, field id) of the requisite the exchanger refused, if that is the error."""
+        if self.code == FIELD_INVALID and self.object.get("fieldId"):
+            return self.object.get("type"), str(self.object["fieldId"])
+        return None
+
+    @property
+    def retry_after(self):
+        """Seconds the exchanger asks us to wait (anti-flood), or None."""
+        if self.code != ANTI_FLOOD:
+            return None
+        try:
+            return max(0.0, float(self.object.get("time", 1)))
+        except (TypeError, ValueError):
+            return 1.0
+
+
+@dataclass(frozen=True)
+class CreatedOrder:
+    id: str
+    uid: int
+    rid: str
+    secret: str
+    in_amount: Decimal
+    out_amount: Decimal
+
+
+def api_signature(params, api_secret):
+    """sha256_hex(sha256_hex(compact JSON of all params, query first) + api_secret)."""
+    text = json.dumps(params, separators=(",", ":"), ensure_ascii=False)
+    inner = hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256((inner + api_secret).encode()).hexdigest()
+
+
+def _nothing_sent(exc):
+    """True when the request certainly never reached the exchanger."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+
+
+def _decimal(value):
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() else None
+
+
+class ExchangerClient:
+    """One exchanger site's API over a pooled requests.Session."""
+
+    def __init__(
+        self,
+        base_url,
+        api_key=None,
+        api_secret=None,
+        timeout=(3.05, 10),
+        read_retries=2,
+        backoff=0.2,
+        session=None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.timeout = tuple(timeout)
+        self.read_retries = read_retries
+        self.backoff = backoff
+        self.session = session or requests.Session()
+        # Connection errors happen before a request is sent, so retrying them is always safe.
+        # Nothing else is retried here: reads are retried below, re-signed; writes never.
+        safe = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.1)
+        self.session.mount(self.base_url, HTTPAdapter(pool_maxsize=16, max_retries=safe))
+        self._time_lock = threading.Lock()
+        self._last_time = 0
+
+    # -- the API's methods ---------------------------------------------------------------------
+
+    def routes(self):
+        """Every direction the site shows (route/get)."""
+        routes = self._read("public/exchanger/route/get", {}).get("routes")
+        if not isinstance(routes, list):
+            raise ExchangerUnavailable("route/get answered without a routes list")
+        return [r for r in routes if isinstance(r, dict) and r.get("routeId")]
+
+    def route(self, route_id, lang="en"):
+        """One direction with its fields, limits and rate (route/get/one)."""
+        route = self._read("public/exchanger/route/get/one", {"id": route_id, "lang": lang}).get(
+            "route"
+        )
+        if not isinstance(route, dict) or not isinstance(route.get("from"), dict):
+            raise ExchangerUnavailable("route/get/one answered without a route")
+        return route
+
+    def create_order(self, payload):
+        """order/create; never retried, since a retry could make a second order."""
+        data = self._call("POST", "public/exchanger/order/create", body=payload)
+        uid, secret = str(data.get("uid", "")), data.get("secret")
+        in_amount, out_amount = _decimal(data.get("inAmount")), _decimal(data.get("outAmount"))
+        order_id = data.get("_id")
+        if (
+            not isinstance(order_id, str)
+            or not 0 < len(order_id) <= 64
+            or not UID_PATTERN.match(uid)
+            or not isinstance(secret, str)
+            or not SECRET_PATTERN.match(secret)
+            or in_amount is None
+            or out_amount is None
+        ):
+            raise ExchangerUnavailable("order/create answered with an order that makes no sense")
+        return CreatedOrder(
+            order_id, int(uid), str(data.get("rid", "")), secret, in_amount, out_amount
+        )
+
+    def get_order(self, uid, secret, view="order"):
+        """order/get: the order as the exchanger has it now."""
+        params = {"orderUID": uid, "orderSecret": secret, "type": view}
+        order = self._read("public/exchanger/order/get", params).get("order")
+        if not isinstance(order, dict) or not isinstance(order.get("status"), str):
+            raise ExchangerUnavailable("order/get answered without an order")
+        return order
+
+    def update_status(self, uid, secret, status):
+        """order/update-status (PUT): only the changes a client may make."""
+        body = {"orderUID": uid, "orderSecret": secret, "status": status}
+        return self._call("PUT", "public/exchanger/order/update-status", body=body)
+
+    def payment_url(self, lang, uid, secret):
+        """The payer's page for an order (merchant docs, 'Payment')."""
+        return f"{self.base_url}/{quote(lang)}/payment/{int(uid)}/{quote(secret, safe='')}"
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def _read(self, path, params):
+        """A GET, retried with back-off when no usable answer came: reads change nothing."""
+        for attempt in range(self.read_retries + 1):
+            try:
+                return self._call("GET", path, query=params)
+            except ExchangerUnavailable:
+                if attempt == self.read_retries:
+                    raise
+                time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _nonce(self):
+        # Strictly increasing per client, even for two calls in the same millisecond.
+        with self._time_lock:
+            self._last_time = max(int(time.time() * 1000), self._last_time + 1)
+            return self._last_time
+
+    def _call(self, method, path, query=None, body=None):
+        query = {k: str(v) for k, v in (query or {}).items()}
+        body = dict(body) if body is not None else None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            if body is None:
+                query["time"] = str(self._nonce())
+            else:
+                body["time"] = self._nonce()
+            headers["apikey"] = self.api_key
+            headers["hash"] = api_signature({**query, **(body or {})}, self.api_secret)
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False) if body else None
+        try:
+            response = self.session.request(
+                method,
+                f"{self.base_url}{API_PATH}{path}/",
+                params=query,
+                data=data.encode() if data else None,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise ExchangerUnavailable(
+                f"{path}: {type(exc).__name__}", may_have_acted=not _nothing_sent(exc)
+            ) from exc
+        return self._unwrap(path, response)
+
+    def _unwrap(self, path, response):
+        if response.status_code != 200:
+            raise ExchangerUnavailable(f"{path}: HTTP {response.status_code}")
+        try:
+            answer = json.loads(response.content, parse_float=Decimal)
+        except ValueError:
+            raise ExchangerUnavailable(f"{path}: the answer is not JSON") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("success"), bool):
+            raise ExchangerUnavailable(f"{path}: the answer has no envelope")
+        if not answer["success"]:
+            error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+            code = error.get("errorCode")
+            message = error.get("message") if isinstance(error.get("message"), str) else ""
+            raise ExchangerRejected(message or "rejected", code=code, obj=error.get("object"))
+        data = answer.get("data")
+        if not isinstance(data, dict):
+            raise ExchangerUnavailable(f"{path}: the answer has no data")
+        return data
+
+
+class LocalWSGIAdapter(BaseAdapter):
+    """Serves requests from a WSGI app in this process: the embedded sandbox.
+
+    A shop calling itself over the network deadlocks a single-threaded server (a gunicorn sync
+    worker waits on itself); in-process calls cannot. The read timeout still applies.
+    """
+
+    def __init__(self, wsgi_app, script_name):
+        super().__init__()
+        self.script_name = script_name
+        self.client = WSGIClient(wsgi_app, use_cookies=False)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="local-exchanger")
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        read_timeout = timeout[1] if isinstance(timeout, tuple) else timeout
+        future = self.pool.submit(self._call, request)
+        try:
+            return future.result(timeout=read_timeout)
+        except FutureTimeout:
+            raise requests.ReadTimeout(f"no answer in {read_timeout} s", request=request) from None
+
+    def _call(self, request):
+        url = urlsplit(request.url)
+        answer = self.client.open(
+            url.path.removeprefix(self.script_name),
+            base_url=f"{url.scheme}://{url.netloc}{self.script_name}",
+            query_string=url.query,
+            method=request.method,
+            headers=dict(request.headers),
+            data=request.body,
+            environ_overrides={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.headers = CaseInsensitiveDict(answer.headers)
+        response._content = answer.get_data()
+        response.url = request.url
+        response.request = request
+        response.encoding = "utf-8"
+        return response
+
+    def close(self):
+        self.pool.shutdown(wait=False)

@@ -1,0 +1,115 @@
+"""Flask-WTF forms, including the requisite form built from an exchanger route's own fields."""
+
+import re
+from dataclasses import dataclass
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, SubmitField
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+
+MAX_REQUISITE_LENGTH = 256
+
+
+class AddToCartForm(FlaskForm):
+    product_id = HiddenField(validators=[DataRequired()])
+    quantity = IntegerField("Quantity", default=1, validators=[InputRequired(), NumberRange(1, 99)])
+
+
+class CartLineForm(FlaskForm):
+    product_id = HiddenField(validators=[DataRequired()])
+    quantity = IntegerField("Quantity", validators=[InputRequired(), NumberRange(0, 99)])
+    remove = SubmitField("Remove")
+
+
+class ButtonForm(FlaskForm):
+    """A POST that is only a button still carries a CSRF token."""
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class RouteRegexp:
+    """The route's own check: JavaScript's value.match(regexp), an unanchored search."""
+
+    def __init__(self, pattern, message):
+        try:
+            self.regex = re.compile(pattern) if pattern else None
+        except re.error:
+            # A pattern Python cannot read is left to the exchanger, which checks every value.
+            self.regex = None
+        self.message = message or "This value is not valid."
+
+    def __call__(self, form, field):
+        if self.regex is not None and field.data and not self.regex.search(field.data):
+            raise ValidationError(self.message)
+
+
+@dataclass(frozen=True)
+class Requisite:
+    """One form field and the route field it fills: group is fromValues or routeValues."""
+
+    form_name: str
+    group: str
+    field_id: str
+    label: str
+
+
+class RequisiteForm(FlaskForm):
+    # Random per rendered form: a second submit of the same form finds the first's order.
+    checkout_key = HiddenField(validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
+    agreement = BooleanField(
+        "I agree to the exchanger's terms of service and to the shop's terms of sale",
+        validators=[DataRequired("Please accept the terms to continue.")],
+    )
+
+
+def route_field(definition):
+    """A WTForms field for one route field: a select when it has options, text otherwise."""
+    label = str(definition.get("name") or "Value")
+    required = bool(definition.get("required"))
+    checks = [InputRequired(f"{label} is required.") if required else Optional()]
+    checks.append(Length(max=MAX_REQUISITE_LENGTH))
+    render = {"placeholder": str(definition.get("placeholder") or ""), "autocomplete": "off"}
+    options = definition.get("options")
+    if isinstance(options, list) and options:
+        choices = [("", "Choose…")] + [
+            (str(o.get("value")), str(o.get("name") or o.get("value")))
+            for o in options
+            if isinstance(o, dict)
+        ]
+        return SelectField(label, choices=choices, validators=checks, render_kw=render)
+    message = definition.get("regexp_error")
+    checks.append(
+        RouteRegexp(definition.get("regexp") or "", message if isinstance(message, str) else None)
+    )
+    render["maxlength"] = MAX_REQUISITE_LENGTH
+    return StringField(label, validators=checks, filters=[strip], render_kw=render)
+
+
+def requisite_form_class(route):
+    """A RequisiteForm subclass for this route, and the Requisites that map it to route fields.
+
+    from.fields become fromValues and the route's own fields routeValues; to.fields are the
+    merchant's payout requisites, filled from configuration, never asked of the buyer.
+    """
+    attributes, requisites = {}, []
+    groups = (("fromValues", route["from"].get("fields")), ("routeValues", route.get("fields")))
+    for group, definitions in groups:
+        for index, definition in enumerate(definitions or []):
+            if not isinstance(definition, dict) or not definition.get("_id"):
+                continue
+            name = f"{group}_{index}"
+            attributes[name] = route_field(definition)
+            requisites.append(
+                Requisite(name, group, str(definition["_id"]), str(definition.get("name") or ""))
+            )
+    return type("RouteRequisiteForm", (RequisiteForm,), attributes), requisites

@@ -1,0 +1,188 @@
+"""POST /ipn: the exchanger's notifications, logged raw, verified, then applied (design.md 7).
+
+Protected by its checksum alone (no CSRF, no session): sha256 over the raw posted strings with
+the order's own ipnSecret. Every request is answered without calling anyone else.
+"""
+
+import hashlib
+import hmac
+import re
+from decimal import Decimal
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, current_app, request
+
+from . import orders
+from .db import get_db, now, transaction
+
+bp = Blueprint("ipn", __name__)
+
+REQUIRED = (
+    "orderUID",
+    "orderId",
+    "newStatus",
+    "inAmount",
+    "outAmount",
+    "xml_from",
+    "xml_to",
+    "timestamp",
+)
+HASH_FIELDS = ("hash", "sign", "signature")
+HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+AMOUNT = re.compile(r"^\d{1,20}(\.\d{1,18})?$")
+TOKEN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+MAX_FIELD_LENGTH = 256
+
+
+class Rejected(Exception):
+    def __init__(self, http_status, reason):
+        super().__init__(reason)
+        self.http_status = http_status
+        self.reason = reason
+
+
+def checksum(fields, secret):
+    """The docs' sha256(orderId:newStatus:inAmount:outAmount:xml_from:xml_to:timestamp:ipnSecret)."""
+    signed = ":".join(fields[name] for name in REQUIRED[1:]) + ":" + secret
+    return hashlib.sha256(signed.encode()).hexdigest()
+
+
+def parse(body):
+    """The fields of a form-encoded IPN; Rejected(400) for anything malformed."""
+    try:
+        text = body.decode("ascii") if body.isascii() else body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=200)
+    except (UnicodeDecodeError, ValueError):
+        raise Rejected(400, "not a form-encoded body") from None
+    fields = {}
+    for name, value in pairs:
+        if name in fields and not name.startswith("toValues"):
+            raise Rejected(400, f"field {name} given twice")
+        fields[name] = value
+    missing = [name for name in REQUIRED if not fields.get(name)]
+    if missing:
+        raise Rejected(400, f"missing {', '.join(missing)}")
+    if any(len(fields[name]) > MAX_FIELD_LENGTH for name in REQUIRED):
+        raise Rejected(400, "a field is too long")
+    if (
+        not fields["orderUID"].isdigit()
+        or not fields["timestamp"].isdigit()
+        or len(fields["timestamp"]) > 16
+    ):
+        raise Rejected(400, "orderUID and timestamp must be whole numbers")
+    if not (AMOUNT.match(fields["inAmount"]) and AMOUNT.match(fields["outAmount"])):
+        raise Rejected(400, "amounts must be plain decimal numbers")
+    if not all(
+        TOKEN.match(fields[name]) for name in ("orderId", "newStatus", "xml_from", "xml_to")
+    ):
+        raise Rejected(400, "ids, status and currencies must be letters and digits")
+    given = next((fields[name] for name in HASH_FIELDS if fields.get(name)), None)
+    if given is None or not HEX64.match(given):
+        raise Rejected(400, "no checksum (hash, sign or signature) of 64 hex digits")
+    fields["_hash"] = given.lower()
+    return fields
+
+
+def signed_by(fields, secret):
+    expected = checksum(fields, secret).encode()
+    return hmac.compare_digest(expected, fields["_hash"].encode())
+
+
+def find_order(db, fields):
+    """The order this IPN is for, proven by its checksum; Rejected(403) otherwise.
+
+    An unknown orderId may be an order whose order/create answer never reached us: the checksum
+    with one of the waiting drafts' random secrets identifies it, and fills in its ids.
+    """
+    order = db.execute(
+        "SELECT * FROM orders WHERE exchanger_id = ?", (fields["orderId"],)
+    ).fetchone()
+    if order is not None:
+        if signed_by(fields, order["ipn_secret"]):
+            return order
+        raise Rejected(403, "checksum does not match")
+    drafts = db.execute(
+        "SELECT * FROM orders WHERE status = ? AND exchanger_id IS NULL ORDER BY id DESC LIMIT 500",
+        (orders.DRAFT,),
+    ).fetchall()
+    for draft in drafts:
+        if signed_by(fields, draft["ipn_secret"]):
+            with transaction(db):
+                db.execute(
+                    "UPDATE orders SET exchanger_id = ?, exchanger_uid = ?, updated_at = ? WHERE id = ?",
+                    (fields["orderId"], int(fields["orderUID"]), now(), draft["id"]),
+                )
+            return db.execute("SELECT * FROM orders WHERE id = ?", (draft["id"],)).fetchone()
+    raise Rejected(403, "unknown order")
+
+
+def check_matches(order, fields):
+    """orderUID and the currencies are not covered by the checksum: they must match the order."""
+    if order["exchanger_uid"] is not None and int(fields["orderUID"]) != order["exchanger_uid"]:
+        raise Rejected(403, "orderUID does not match the order")
+    if (fields["xml_from"], fields["xml_to"]) != (order["from_xml"], order["to_xml"]):
+        raise Rejected(403, "currencies do not match the order")
+    if fields["newStatus"] not in orders.EXCHANGER_STATUSES:
+        raise Rejected(400, "unknown status")
+
+
+def log_received(db, body):
+    """Store the IPN before anything else, so even one that crashes us is on record."""
+    limit = current_app.config["IPN_MAX_BYTES"]
+    with transaction(db):
+        cursor = db.execute(
+            "INSERT INTO ipn_log (received_at, remote_addr, content_type, body, outcome)"
+            " VALUES (?, ?, ?, ?, 'received')",
+            (
+                now(),
+                request.remote_addr,
+                (request.content_type or "")[:200],
+                body[:limit].decode("utf-8", "replace"),
+            ),
+        )
+    return cursor.lastrowid
+
+
+def log_outcome(db, log_id, outcome, reason, order_id=None):
+    with transaction(db):
+        db.execute(
+            "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ? WHERE id = ?",
+            (outcome, reason, order_id, log_id),
+        )
+
+
+def read_body():
+    """At most IPN_MAX_BYTES + 1 bytes of the body: enough to tell that it is too big."""
+    limit = current_app.config["IPN_MAX_BYTES"]
+    return request.stream.read(limit + 1)
+
+
+@bp.post("/ipn")
+def receive():
+    """Log, parse, find the order, verify, check, apply: 200, 400 or 403, never 500."""
+    db = get_db()
+    body = read_body()
+    log_id = log_received(db, body)
+    try:
+        if len(body) > current_app.config["IPN_MAX_BYTES"]:
+            raise Rejected(400, "body too large")
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise Rejected(400, "content type must be application/x-www-form-urlencoded")
+        fields = parse(body)
+        order = find_order(db, fields)
+        check_matches(order, fields)
+    except Rejected as exc:
+        log_outcome(db, log_id, "rejected", exc.reason)
+        # The same answer for a wrong checksum and an unknown order: no oracle for forgers.
+        return ("Forbidden\n" if exc.http_status == 403 else "Bad request\n"), exc.http_status
+    outcome = orders.set_status(
+        db,
+        order["id"],
+        fields["newStatus"],
+        "ipn",
+        event_ms=int(fields["timestamp"]),
+        in_amount=Decimal(fields["inAmount"]),
+        out_amount=Decimal(fields["outAmount"]),
+    )
+    log_outcome(db, log_id, outcome, None, order["id"])
+    return "OK\n", 200

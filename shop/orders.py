@@ -1,0 +1,202 @@
+"""Order rows, and the ONE function that changes an order's status (design.md section 6)."""
+
+import json
+from decimal import Decimal
+
+from flask import abort
+
+from .db import get_db, now, transaction
+
+EXCHANGER_STATUSES = (
+    "new",
+    "waitPayment",
+    "errorPayment",
+    "inProgress",
+    "inProgressPayout",
+    "errorPayout",
+    "hold",
+    "done",
+    "returned",
+    "deleted",
+)
+# Local pre-states: the row exists before the exchanger knows the order.
+DRAFT, CREATE_FAILED = "draft", "create_failed"
+FINAL = frozenset({"done", "returned", "deleted", CREATE_FAILED})
+STATE_OF = {
+    DRAFT: "pending",
+    "new": "pending",
+    "waitPayment": "pending",
+    "inProgress": "processing",
+    "inProgressPayout": "processing",
+    "errorPayout": "processing",
+    "hold": "processing",
+    "errorPayment": "failed",
+    CREATE_FAILED: "failed",
+    "done": "paid",
+    "returned": "refunded",
+    "deleted": "cancelled",
+}
+
+
+def payment_state(order):
+    """What the buyer and the merchant are told: pending, processing, paid, failed, ... or review."""
+    if order["review_reason"]:
+        return "review"
+    return STATE_OF.get(order["status"], "processing")
+
+
+def is_final(order):
+    return order["status"] in FINAL
+
+
+def get_order_by_token(token):
+    order = get_db().execute("SELECT * FROM orders WHERE token = ?", (token,)).fetchone()
+    if order is None:
+        abort(404)
+    return order
+
+
+def find_by_checkout_key(checkout_key):
+    if not checkout_key:
+        return None
+    return (
+        get_db().execute("SELECT * FROM orders WHERE checkout_key = ?", (checkout_key,)).fetchone()
+    )
+
+
+def get_items(order_id):
+    return (
+        get_db()
+        .execute("SELECT * FROM order_items WHERE order_id = ? ORDER BY product_id", (order_id,))
+        .fetchall()
+    )
+
+
+def create_draft(db, draft, lines):
+    """Write the order and its items before the exchanger hears of it; returns (row, is_new).
+
+    A second submit of the same checkout form (same checkout_key) returns the first one's row.
+    """
+    with transaction(db):
+        existing = db.execute(
+            "SELECT * FROM orders WHERE checkout_key = ?", (draft["checkout_key"],)
+        ).fetchone()
+        if existing is not None:
+            return existing, False
+        stamp = now()
+        cursor = db.execute(
+            "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
+            " route_id, from_xml, from_name, to_xml, send_amount, requisites, buyer_email,"
+            " ipn_secret, status)"
+            " VALUES (:token, :checkout_key, :stamp, :stamp, :lang, :currency, :price, :route_id,"
+            " :from_xml, :from_name, :to_xml, :send_amount, :requisites, :buyer_email,"
+            " :ipn_secret, :status)",
+            {**draft, "stamp": stamp, "status": DRAFT},
+        )
+        order_id = cursor.lastrowid
+        db.executemany(
+            "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(order_id, p.id, p.name, str(p.price), qty) for p, qty, _ in lines],
+        )
+        db.execute(
+            "INSERT INTO status_history (order_id, old_status, new_status, source, created_at)"
+            " VALUES (?, NULL, ?, 'checkout', ?)",
+            (order_id, DRAFT, stamp),
+        )
+        return db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone(), True
+
+
+def record_created(db, order_id, created):
+    """Store the exchanger's ids and quote for a draft, then move it to 'new'."""
+    with transaction(db):
+        db.execute(
+            "UPDATE orders SET exchanger_id = ?, exchanger_uid = ?, exchanger_rid = ?,"
+            " exchanger_secret = ?, quoted_in = ?, quoted_out = ?, create_error = NULL,"
+            " updated_at = ? WHERE id = ?",
+            (
+                created.id,
+                created.uid,
+                created.rid,
+                created.secret,
+                str(created.in_amount),
+                str(created.out_amount),
+                now(),
+                order_id,
+            ),
+        )
+    return set_status(db, order_id, "new", "create")
+
+
+def record_create_error(db, order_id, reason, final):
+    """Note why creation failed; final=True when the exchanger surely made no order."""
+    with transaction(db):
+        db.execute(
+            "UPDATE orders SET create_error = ?, updated_at = ? WHERE id = ?",
+            (reason, now(), order_id),
+        )
+    if final:
+        set_status(db, order_id, CREATE_FAILED, "create", note=reason)
+
+
+def set_status(
+    db, order_id, new_status, source, event_ms=None, in_amount=None, out_amount=None, note=None
+):
+    """Apply a status from any source (create, ipn, poll, console): the only way a status changes.
+
+    Returns 'applied', 'unchanged', 'duplicate', 'stale' or 'final' (refused: the order is final).
+    Runs in one BEGIN IMMEDIATE transaction, so two IPNs for one order cannot interleave.
+    """
+    with transaction(db):
+        order = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        last_event = order["last_event_ms"]
+        if event_ms is not None and last_event is not None and event_ms <= last_event:
+            same = event_ms == last_event and new_status == order["status"]
+            return "duplicate" if same else "stale"
+        review = order["review_reason"]
+        if order["status"] in FINAL and new_status != order["status"]:
+            if source != "poll":
+                return "final"
+            # Only the exchanger's own answer may move a final order, and a person should look.
+            review = f"the exchanger reports {new_status} after {order['status']}"
+        if new_status == "done":
+            review = review or underpaid_reason(order, out_amount)
+        reported_in = str(in_amount) if in_amount is not None else order["reported_in"]
+        reported_out = str(out_amount) if out_amount is not None else order["reported_out"]
+        events = [e for e in (last_event, event_ms) if e is not None]
+        db.execute(
+            "UPDATE orders SET status = ?, reported_in = ?, reported_out = ?, last_event_ms = ?,"
+            " review_reason = ?, updated_at = ? WHERE id = ?",
+            (
+                new_status,
+                reported_in,
+                reported_out,
+                max(events, default=None),
+                review,
+                now(),
+                order_id,
+            ),
+        )
+        if new_status == order["status"] and review == order["review_reason"]:
+            return "unchanged"
+        db.execute(
+            "INSERT INTO status_history (order_id, old_status, new_status, source, provider_ts,"
+            " note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (order_id, order["status"], new_status, source, event_ms, note or review, now()),
+        )
+        return "applied"
+
+
+def underpaid_reason(order, out_amount):
+    """Why a 'done' is not 'paid': the exchanger must report paying out at least the price."""
+    if out_amount is None:
+        return "done without a reported out amount"
+    if Decimal(str(out_amount)) < Decimal(order["price"]):
+        return (
+            f"done, but the exchanger paid out {out_amount} of {order['price']} {order['currency']}"
+        )
+    return None
+
+
+def requisites(order):
+    return json.loads(order["requisites"])

@@ -1,0 +1,214 @@
+"""Fixtures: temporary databases, live servers on free ports, and a guard against the network."""
+
+import ipaddress
+import socket
+import threading
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+import sandbox
+from app import create_app
+
+API = "/service/api/v1/"
+
+
+# -- no network beyond this machine ----------------------------------------------------------
+
+
+def is_loopback(host):
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Fail any connection to an address that is not on 127.0.0.0/8 or ::1."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not is_loopback(address[0]):
+            raise AssertionError(f"a test tried to reach {address[0]}: only 127.0.0.1 is allowed")
+
+    def connect(sock, address):
+        check(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        check(sock, address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+# -- live servers ----------------------------------------------------------------------------
+
+
+class LiveServer:
+    """A WSGI app served on 127.0.0.1 on a free port, in a thread, until stop()."""
+
+    def __init__(self, app=None):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def _dispatch(self, environ, start_response):
+        # The port is known before the app exists, so the app can be built with its own URL.
+        return self.app(environ, start_response)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SandboxServer(LiveServer):
+    """The sandbox exchanger, live, with helpers to drive it like a test would."""
+
+    def __init__(self, database, **settings):
+        self.flask_app = sandbox.create_app(
+            {"DATABASE": database, "BACKGROUND": False, "IPN_TIMEOUT": (1, 2), **settings}
+        )
+        self.state = self.flask_app.extensions["sandbox"]
+        super().__init__(self.flask_app)
+        self.http = requests.Session()
+
+    def api(self, method, path, **kwargs):
+        """The JSON answer of one API call (any envelope)."""
+        kwargs.setdefault("timeout", 10)
+        return self.http.request(method, f"{self.url}{API}{path}", **kwargs).json()
+
+    def data(self, method, path, **kwargs):
+        answer = self.api(method, path, **kwargs)
+        assert answer["success"], answer
+        return answer["data"]
+
+    def set_faults(self, **faults):
+        return self.data("POST", "sandbox/faults", json={"reset": True, **faults})["faults"]
+
+    def set_status(self, uid, status):
+        return self.data(
+            "POST", "sandbox/order/set-status", json={"orderUID": uid, "status": status}
+        )
+
+    def orders(self):
+        return {o["uid"]: o for o in self.data("GET", "sandbox/orders")["orders"]}
+
+    def deliveries(self, uid=None):
+        params = {"orderUID": uid} if uid else {}
+        return self.data("GET", "sandbox/ipn-log", params=params)["deliveries"]
+
+    def wait_ipns(self, timeout=15):
+        """Block until every queued IPN was sent (or failed): no sleeping past the race."""
+        assert self.state.dispatcher().wait_idle(timeout), "IPNs still queued"
+
+    def run_due(self, advance=0):
+        from sandbox.autopilot import run_due
+
+        self.state.clock.advance(advance)
+        return run_due(self.state)
+
+
+@pytest.fixture
+def sandbox_server(tmp_path):
+    server = SandboxServer(str(tmp_path / "sandbox.sqlite"))
+    yield server
+    server.stop()
+
+
+class Receiver(LiveServer):
+    """A merchant endpoint that records every POST it gets and answers with `status`."""
+
+    def __init__(self):
+        self.received = []
+        self.status = 200
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        super().__init__(self._app)
+
+    def _app(self, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length).decode()
+        with self.arrived:
+            self.received.append(
+                {"path": environ["PATH_INFO"], "type": environ.get("CONTENT_TYPE"), "body": body}
+            )
+            self.arrived.notify_all()
+        start_response(f"{self.status} X", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def wait_for(self, count, timeout=10):
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.received) >= count, timeout)
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+# -- the shop --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(tmp_path):
+    """The shop with the embedded sandbox, for the Flask test client (CSRF off)."""
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "DATABASE": str(tmp_path / "shop.sqlite"),
+            "WTF_CSRF_ENABLED": False,
+            "SANDBOX": {"BACKGROUND": False},
+        }
+    )
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class ShopServer(LiveServer):
+    """The shop, live, talking over HTTP to a live sandbox, with CSRF on."""
+
+    def __init__(self, database, exchanger_url, **settings):
+        super().__init__()
+        self.flask_app = create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "test",
+                "DATABASE": database,
+                "PUBLIC_URL": self.url,
+                "EXCHANGER_URL": exchanger_url,
+                "PAYOUT_VALUES": {"65f0c0ffee00000000000d10": "TMerchantPayoutWa11etSandboxDemoXq"},
+                "STATUS_POLL_SECONDS": 0,
+                **settings,
+            }
+        )
+        self.app = self.flask_app
+
+    def query(self, sql, *args):
+        from shop.db import connect
+
+        db = connect(self.flask_app.config["DATABASE"])
+        try:
+            return [dict(row) for row in db.execute(sql, args).fetchall()]
+        finally:
+            db.close()
+
+
+@pytest.fixture
+def shop_server(tmp_path, sandbox_server):
+    server = ShopServer(str(tmp_path / "shop.sqlite"), sandbox_server.url)
+    yield server
+    server.stop()

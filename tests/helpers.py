@@ -1,0 +1,44 @@
+"""Shared test data: the sandbox's demo route ids, valid requisites, and page scraping."""
+
+import re
+
+BTC_ROUTE = "65f0c0ffee0000000000aa01"
+CARD_ROUTE = "65f0c0ffee0000000000aa06"
+USDT_MULTI_ROUTE = "65f0c0ffee0000000000aa05"
+TON_ROUTE = "65f0c0ffee0000000000aa07"
+HIDDEN_ROUTE = "65f0c0ffee0000000000ac01"
+BTC_ADDRESS_FIELD = "65f0c0ffee00000000000d01"
+USDT_PAYOUT_FIELD = "65f0c0ffee00000000000d10"
+EMAIL_FIELD = "65f0c0ffee00000000000e01"
+BTC_ADDRESS = "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"
+PAYOUT_WALLET = "TMerchantPayoutWa11etSandboxDemoXq"
+
+
+def btc_order(**changes):
+    """A valid order/create payload for the BTC -> USDT TRC20 demo route."""
+    payload = {
+        "routeId": BTC_ROUTE,
+        "amount": 0.01,
+        "fromValues": [{"key": BTC_ADDRESS_FIELD, "value": BTC_ADDRESS}],
+        "toValues": [{"key": USDT_PAYOUT_FIELD, "value": PAYOUT_WALLET}],
+        "routeValues": [{"key": EMAIL_FIELD, "value": "buyer@example.com"}],
+        "lang": "en",
+        "agreement": True,
+        "hideOutData": True,
+        "clientCallbackUrl": "http://127.0.0.1:9/orders/abc/return",
+        "ipnUrl": "",
+        "ipnSecret": "per-order-secret",
+    }
+    payload.update(changes)
+    return payload
+
+
+def hidden_inputs(html):
+    """name -> value of every hidden input of a page (CSRF tokens, checkout keys)."""
+    found = {}
+    for tag in re.findall(r"<input[^>]*>", html):
+        if 'type="hidden"' in tag:
+            name, value = re.search(r'name="([^"]+)"', tag), re.search(r'value="([^"]*)"', tag)
+            if name and value:
+                found[name.group(1)] = value.group(1)
+    return found
