@@ -4,7 +4,15 @@ import re
 from dataclasses import dataclass
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, StringField, SubmitField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    SubmitField,
+)
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -81,8 +89,8 @@ def route_field(definition):
     render = {"placeholder": str(definition.get("placeholder") or ""), "autocomplete": "off"}
     options = definition.get("options")
     if isinstance(options, list) and options:
-        choices = [("", "Choose…")] + [
-            (str(o.get("value")), str(o.get("name") or o.get("value")))
+        choices = [SelectChoice("", "Choose…")] + [
+            SelectChoice(str(o.get("value")), str(o.get("name") or o.get("value")))
             for o in options
             if isinstance(o, dict)
         ]

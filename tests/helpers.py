@@ -42,3 +42,21 @@ def hidden_inputs(html):
             if name and value:
                 found[name.group(1)] = value.group(1)
     return found
+
+
+def place_order(client, route_id=BTC_ROUTE, product="mug", quantity=1):
+    """Buy through the test client (CSRF off): returns the payment page URL it redirects to."""
+    client.post("/cart/add", data={"product_id": product, "quantity": str(quantity)})
+    page = client.get(f"/checkout/{route_id}").get_data(as_text=True)
+    key = hidden_inputs(page)["checkout_key"]
+    answer = client.post(
+        f"/checkout/{route_id}",
+        data={
+            "checkout_key": key,
+            "fromValues_0": BTC_ADDRESS,
+            "routeValues_0": "buyer@example.com",
+            "agreement": "y",
+        },
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    return answer.location
