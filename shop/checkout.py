@@ -72,7 +72,9 @@ def offers(total):
         try:
             route = exchanger().route(summary["routeId"], lang)
             offer = quote(route, total)
-        except ExchangerRejected:
+        except ExchangerRejected as exc:
+            if not exc.route_unavailable:
+                raise
             continue  # hidden or withdrawn since route/get: not on offer
         except RouteDataError as exc:
             current_app.logger.warning("route %s has unusable numbers: %s", summary["routeId"], exc)
@@ -119,8 +121,10 @@ def load_route(route_id):
         abort(404)
     try:
         route = exchanger().route(route_id, buyer_lang())
-    except ExchangerRejected:
-        abort(404)
+    except ExchangerRejected as exc:
+        if exc.route_unavailable:
+            abort(404)
+        raise
     to_xml = (route.get("to") or {}).get("xml")
     if to_xml != current_app.config["SETTLEMENT_XML"] or payout_values(route) is None:
         abort(404)

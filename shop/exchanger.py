@@ -20,6 +20,7 @@ from werkzeug.test import Client as WSGIClient
 
 API_PATH = "/service/api/v1/"
 FIELD_INVALID = 6231546409213868
+ROUTE_UNAVAILABLE = 6801545277215051
 ANTI_FLOOD = 5030000
 NOT_AUTHORISED = 40301
 UID_PATTERN = re.compile(r"^\d{1,12}$")
@@ -57,6 +58,10 @@ class ExchangerRejected(ExchangerError):
         if self.code == FIELD_INVALID and self.object.get("fieldId"):
             return self.object.get("type"), str(self.object["fieldId"])
         return None
+
+    @property
+    def route_unavailable(self):
+        return self.code == ROUTE_UNAVAILABLE
 
     @property
     def retry_after(self):
