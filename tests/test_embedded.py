@@ -17,7 +17,10 @@ from app import create_app
 from tests.helpers import BTC_ADDRESS, BTC_ROUTE, hidden_inputs
 
 ROOT = Path(__file__).parents[1]
-FAST_SANDBOX = {"AUTOPILOT_DELAYS": {"inProgress": 0.2, "inProgressPayout": 0.2}, "TICK_SECONDS": 0.1}
+FAST_SANDBOX = {
+    "AUTOPILOT_DELAYS": {"inProgress": 0.2, "inProgressPayout": 0.2},
+    "TICK_SECONDS": 0.1,
+}
 
 
 def free_port():
@@ -30,11 +33,20 @@ def buy_and_pay(base):
     """Click through the whole journey with requests; returns the order's status JSON URL."""
     buyer = requests.Session()
     token = hidden_inputs(buyer.get(f"{base}/", timeout=10).text)["csrf_token"]
-    buyer.post(f"{base}/cart/add", data={"csrf_token": token, "product_id": "mug", "quantity": "1"}, timeout=10)
+    buyer.post(
+        f"{base}/cart/add",
+        data={"csrf_token": token, "product_id": "mug", "quantity": "1"},
+        timeout=10,
+    )
     fields = hidden_inputs(buyer.get(f"{base}/checkout/{BTC_ROUTE}", timeout=10).text)
     payment = buyer.post(
         f"{base}/checkout/{BTC_ROUTE}",
-        data={**fields, "fromValues_0": BTC_ADDRESS, "routeValues_0": "me@example.com", "agreement": "y"},
+        data={
+            **fields,
+            "fromValues_0": BTC_ADDRESS,
+            "routeValues_0": "me@example.com",
+            "agreement": "y",
+        },
         timeout=10,
     )
     assert payment.url.startswith(f"{base}/sandbox/en/payment/"), payment.url
@@ -81,7 +93,9 @@ def test_single_threaded_dev_server_with_the_embedded_sandbox(tmp_path):
     server = make_server("127.0.0.1", port, app, threaded=False)
     import threading
 
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     try:
         base = f"http://127.0.0.1:{port}"
         buyer, _ = buy_and_pay(base)
@@ -107,7 +121,9 @@ def gunicorn_shop(tmp_path):
     }
     command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync"]
     command += ["--bind", f"127.0.0.1:{port}", "--timeout", "30", "app:create_app()"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         end = time.monotonic() + 30
@@ -118,7 +134,11 @@ def gunicorn_shop(tmp_path):
             except requests.ConnectionError:
                 time.sleep(0.1)
         else:
-            raise AssertionError(process.stdout.read().decode() if process.poll() is not None else "gunicorn did not start")
+            raise AssertionError(
+                process.stdout.read().decode()
+                if process.poll() is not None
+                else "gunicorn did not start"
+            )
         yield base, database
     finally:
         process.send_signal(signal.SIGTERM)

@@ -13,7 +13,11 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
 
     catalogue = buyer.get(f"{shop}/", timeout=10).text
     token = hidden_inputs(catalogue)["csrf_token"]
-    buyer.post(f"{shop}/cart/add", data={"csrf_token": token, "product_id": "tee", "quantity": "2"}, timeout=10)
+    buyer.post(
+        f"{shop}/cart/add",
+        data={"csrf_token": token, "product_id": "tee", "quantity": "2"},
+        timeout=10,
+    )
     assert "48.00 USDTTRC20" in buyer.get(f"{shop}/cart", timeout=10).text
 
     routes = buyer.get(f"{shop}/checkout", timeout=10).text
@@ -25,13 +29,20 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
         data={**fields, "fromValues_0": "my wallet", "routeValues_0": "me", "agreement": "y"},
         timeout=10,
     )
-    assert "Enter a valid Bitcoin address" in invalid.text and "Enter a valid e-mail" in invalid.text
+    assert (
+        "Enter a valid Bitcoin address" in invalid.text and "Enter a valid e-mail" in invalid.text
+    )
     assert shop_server.query("SELECT * FROM orders") == []
 
     fields = hidden_inputs(invalid.text)
     to_payment = buyer.post(
         f"{shop}/checkout/{BTC_ROUTE}",
-        data={**fields, "fromValues_0": BTC_ADDRESS, "routeValues_0": "me@example.com", "agreement": "y"},
+        data={
+            **fields,
+            "fromValues_0": BTC_ADDRESS,
+            "routeValues_0": "me@example.com",
+            "agreement": "y",
+        },
         allow_redirects=False,
         timeout=10,
     )
@@ -40,7 +51,9 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
 
     # On the exchanger's page: pay, then let the exchanger's autopilot finish the order.
     payment_page = buyer.get(payment_url, timeout=10).text
-    assert "I have paid" in payment_page and "TMerchantPayoutWa11etSandboxDemoXq" not in payment_page
+    assert (
+        "I have paid" in payment_page and "TMerchantPayoutWa11etSandboxDemoXq" not in payment_page
+    )
     buyer.post(f"{payment_url}/paid", data=hidden_inputs(payment_page), timeout=10)
     sandbox_server.run_due(advance=10)
     sandbox_server.run_due(advance=10)
@@ -59,7 +72,12 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
     returned = buyer.get(back, timeout=10).text
     assert 'id="state">paid<' in returned and "Hash T-shirt" in returned
     status = buyer.get(f"{shop}/orders/{order['token']}/status", timeout=10).json()
-    assert status == {"status": "done", "state": "paid", "final": True, "reported_out": order["reported_out"]}
+    assert status == {
+        "status": "done",
+        "state": "paid",
+        "final": True,
+        "reported_out": order["reported_out"],
+    }
 
 
 def test_a_lost_ipn_is_made_good_by_the_return_page(sandbox_server, shop_server):
@@ -67,11 +85,20 @@ def test_a_lost_ipn_is_made_good_by_the_return_page(sandbox_server, shop_server)
     buyer = requests.Session()
     shop = shop_server.url
     token = hidden_inputs(buyer.get(f"{shop}/", timeout=10).text)["csrf_token"]
-    buyer.post(f"{shop}/cart/add", data={"csrf_token": token, "product_id": "cap", "quantity": "1"}, timeout=10)
+    buyer.post(
+        f"{shop}/cart/add",
+        data={"csrf_token": token, "product_id": "cap", "quantity": "1"},
+        timeout=10,
+    )
     fields = hidden_inputs(buyer.get(f"{shop}/checkout/{BTC_ROUTE}", timeout=10).text)
     buyer.post(
         f"{shop}/checkout/{BTC_ROUTE}",
-        data={**fields, "fromValues_0": BTC_ADDRESS, "routeValues_0": "me@example.com", "agreement": "y"},
+        data={
+            **fields,
+            "fromValues_0": BTC_ADDRESS,
+            "routeValues_0": "me@example.com",
+            "agreement": "y",
+        },
         allow_redirects=False,
         timeout=10,
     )

@@ -8,7 +8,9 @@ from tests.helpers import BTC_ADDRESS
 pytestmark = pytest.mark.browser
 
 
-def test_a_buyer_checks_out_pays_and_sees_the_order_paid(page, screenshot, sandbox_server, shop_server):
+def test_a_buyer_checks_out_pays_and_sees_the_order_paid(
+    page, screenshot, sandbox_server, shop_server
+):
     page.goto(shop_server.url)
     expect(page.get_by_role("heading", name="Catalogue")).to_be_visible()
     screenshot("catalogue")
@@ -55,7 +57,9 @@ def test_a_buyer_checks_out_pays_and_sees_the_order_paid(page, screenshot, sandb
     screenshot("return-page")
 
 
-def test_the_return_page_updates_itself_when_the_ipn_arrives(page, screenshot, sandbox_server, shop_server):
+def test_the_return_page_updates_itself_when_the_ipn_arrives(
+    page, screenshot, sandbox_server, shop_server
+):
     page.goto(shop_server.url)
     page.locator("#product-cap").get_by_role("button", name="Add to cart").click()
     page.get_by_role("link", name="Check out").click()

@@ -25,7 +25,9 @@ def test_add_change_and_remove(client):
     assert total(client) == "37.60"  # 2 x 12.50 + 3 x 4.20, exactly
     client.post("/cart/update", data={"product_id": "mug", "quantity": "1"})
     assert total(client) == "25.10"
-    client.post("/cart/update", data={"product_id": "stickers", "quantity": "3", "remove": "Remove"})
+    client.post(
+        "/cart/update", data={"product_id": "stickers", "quantity": "3", "remove": "Remove"}
+    )
     assert total(client) == "12.50"
     client.post("/cart/update", data={"product_id": "mug", "quantity": "0"})
     assert "Your cart is empty" in client.get("/cart").get_data(as_text=True)
@@ -54,8 +56,13 @@ def test_bad_quantities_are_refused_with_a_message(client, data):
 
 
 def test_unknown_products_are_404(client):
-    assert client.post("/cart/add", data={"product_id": "yacht", "quantity": "1"}).status_code == 404
-    assert client.post("/cart/update", data={"product_id": "yacht", "quantity": "1"}).status_code == 404
+    assert (
+        client.post("/cart/add", data={"product_id": "yacht", "quantity": "1"}).status_code == 404
+    )
+    assert (
+        client.post("/cart/update", data={"product_id": "yacht", "quantity": "1"}).status_code
+        == 404
+    )
 
 
 def test_a_tampered_session_cart_is_ignored(app, client):
@@ -71,11 +78,15 @@ def test_checkout_with_an_empty_cart_goes_back_to_the_cart(client):
 
 @pytest.fixture
 def csrf_client(tmp_path):
-    app = create_app({"TESTING": True, "DATABASE": str(tmp_path / "s.sqlite"), "SANDBOX": {"BACKGROUND": False}})
+    app = create_app(
+        {"TESTING": True, "DATABASE": str(tmp_path / "s.sqlite"), "SANDBOX": {"BACKGROUND": False}}
+    )
     return app.test_client()
 
 
-@pytest.mark.parametrize("path", ["/cart/add", "/cart/update", "/checkout/65f0c0ffee0000000000aa01"])
+@pytest.mark.parametrize(
+    "path", ["/cart/add", "/cart/update", "/checkout/65f0c0ffee0000000000aa01"]
+)
 def test_every_form_needs_its_csrf_token(csrf_client, path):
     answer = csrf_client.post(path, data={"product_id": "mug", "quantity": "1"})
     assert answer.status_code == 400 and "Form expired" in answer.get_data(as_text=True)
@@ -83,6 +94,8 @@ def test_every_form_needs_its_csrf_token(csrf_client, path):
 
 def test_with_the_token_the_form_works(csrf_client):
     token = hidden_inputs(csrf_client.get("/").get_data(as_text=True))["csrf_token"]
-    answer = csrf_client.post("/cart/add", data={"product_id": "mug", "quantity": "1", "csrf_token": token})
+    answer = csrf_client.post(
+        "/cart/add", data={"product_id": "mug", "quantity": "1", "csrf_token": token}
+    )
     assert answer.status_code == 302
     assert total(csrf_client) == "12.50"

@@ -6,7 +6,14 @@ import pytest
 
 from shop.db import connect
 from shop.exchanger import ExchangerRejected, ExchangerUnavailable
-from tests.helpers import BTC_ADDRESS, BTC_ROUTE, HIDDEN_ROUTE, TON_ROUTE, hidden_inputs, place_order
+from tests.helpers import (
+    BTC_ADDRESS,
+    BTC_ROUTE,
+    HIDDEN_ROUTE,
+    TON_ROUTE,
+    hidden_inputs,
+    place_order,
+)
 
 
 def rows(app, sql, *args):
@@ -25,7 +32,12 @@ def cart(client):
 
 def form_for(client, route_id=BTC_ROUTE, **values):
     key = hidden_inputs(client.get(f"/checkout/{route_id}").get_data(as_text=True))["checkout_key"]
-    data = {"checkout_key": key, "fromValues_0": BTC_ADDRESS, "routeValues_0": "buyer@example.com", "agreement": "y"}
+    data = {
+        "checkout_key": key,
+        "fromValues_0": BTC_ADDRESS,
+        "routeValues_0": "buyer@example.com",
+        "agreement": "y",
+    }
     data.update(values)
     return data
 
@@ -59,13 +71,17 @@ def test_the_requisite_form_is_built_from_the_route(cart):
     assert "USDT TRC20 wallet" not in html
 
 
-@pytest.mark.parametrize("route_id", [HIDDEN_ROUTE, "65f0c0ffee0000000000ab01", "nope!", "65f0c0ffee0000000000ffff"])
+@pytest.mark.parametrize(
+    "route_id", [HIDDEN_ROUTE, "65f0c0ffee0000000000ab01", "nope!", "65f0c0ffee0000000000ffff"]
+)
 def test_routes_not_on_offer_are_404(cart, route_id):
     assert cart.get(f"/checkout/{route_id}").status_code == 404
 
 
 def test_invalid_requisites_show_errors_and_create_nothing(app, cart):
-    answer = cart.post(f"/checkout/{BTC_ROUTE}", data=form_for(cart, fromValues_0="not-btc", agreement=""))
+    answer = cart.post(
+        f"/checkout/{BTC_ROUTE}", data=form_for(cart, fromValues_0="not-btc", agreement="")
+    )
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200
     assert "Enter a valid Bitcoin address" in html and "Please accept the terms" in html
@@ -75,13 +91,23 @@ def test_invalid_requisites_show_errors_and_create_nothing(app, cart):
 def test_a_valid_checkout_creates_one_order_and_redirects_to_the_payment_page(app, client):
     location = place_order(client, quantity=2)
     (order,) = rows(app, "SELECT * FROM orders")
-    assert location == f"http://127.0.0.1:5000/sandbox/en/payment/{order['exchanger_uid']}/{order['exchanger_secret']}"
-    assert order["status"] == "new" and order["price"] == "25.00" and order["buyer_email"] == "buyer@example.com"
+    assert (
+        location
+        == f"http://127.0.0.1:5000/sandbox/en/payment/{order['exchanger_uid']}/{order['exchanger_secret']}"
+    )
+    assert (
+        order["status"] == "new"
+        and order["price"] == "25.00"
+        and order["buyer_email"] == "buyer@example.com"
+    )
     assert len(order["ipn_secret"]) >= 40 and order["quoted_out"] is not None
     items = rows(app, "SELECT product_id, unit_price, quantity FROM order_items")
     assert items == [{"product_id": "mug", "unit_price": "12.50", "quantity": 2}]
     history = rows(app, "SELECT old_status, new_status, source FROM status_history ORDER BY id")
-    assert [(h["new_status"], h["source"]) for h in history] == [("draft", "checkout"), ("new", "create")]
+    assert [(h["new_status"], h["source"]) for h in history] == [
+        ("draft", "checkout"),
+        ("new", "create"),
+    ]
     assert "Your cart is empty" in client.get("/cart").get_data(as_text=True)
 
 
@@ -94,9 +120,16 @@ def test_what_the_exchanger_was_sent(app, client):
     (order,) = rows(app, "SELECT * FROM orders")
     (payload,) = sent
     assert payload["clientCallbackUrl"] == f"http://127.0.0.1:5000/orders/{order['token']}/return"
-    assert payload["ipnUrl"] == "http://127.0.0.1:5000/ipn" and payload["ipnSecret"] == order["ipn_secret"]
-    assert payload["hideOutData"] is True and payload["agreement"] is True and payload["lang"] == "en"
-    assert payload["toValues"] == [{"key": "65f0c0ffee00000000000d10", "value": "TMerchantPayoutWa11etSandboxDemoXq"}]
+    assert (
+        payload["ipnUrl"] == "http://127.0.0.1:5000/ipn"
+        and payload["ipnSecret"] == order["ipn_secret"]
+    )
+    assert (
+        payload["hideOutData"] is True and payload["agreement"] is True and payload["lang"] == "en"
+    )
+    assert payload["toValues"] == [
+        {"key": "65f0c0ffee00000000000d10", "value": "TMerchantPayoutWa11etSandboxDemoXq"}
+    ]
     assert str(payload["amount"]) == order["send_amount"]
 
 
