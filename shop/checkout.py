@@ -3,6 +3,7 @@
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import (
@@ -16,13 +17,14 @@ from flask import (
     request,
     url_for,
 )
+from flask_wtf import FlaskForm
 
 from . import orders
 from .catalog import cart_lines, empty_cart
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
 from .forms import requisite_form_class
-from .pricing import RouteDataError, plain, quote
+from .pricing import Quote, RouteDataError, plain, quote
 from .reconcile import due_for_poll, refresh_order
 
 bp = Blueprint("checkout", __name__)
@@ -131,73 +133,91 @@ def load_route(route_id):
     return route
 
 
+@dataclass
+class RequisitePage:
+    """One route's requisite form for the current cart, with what the buyer will send."""
+
+    route: dict
+    offer: Quote
+    lines: list
+    total: Decimal
+    form: FlaskForm
+    fields: list
+
+    def render(self, problem=None, status=200):
+        return render_template(
+            "checkout/requisites.html",
+            form=self.form,
+            fields=self.fields,
+            route=self.route,
+            offer=self.offer,
+            problem=problem,
+            total=self.total,
+            currency=current_app.config["SETTLEMENT_XML"],
+        ), status
+
+
 @bp.route("/checkout/<route_id>", methods=("GET", "POST"))
 def requisites(route_id):
     """The route's requisite form; on a valid submit, the order is placed."""
-    earlier = (
-        orders.find_by_checkout_key(request.form.get("checkout_key"))
-        if request.method == "POST"
-        else None
-    )
-    if earlier is not None:
-        # The same form submitted again (double click, back and resubmit): never a second order.
-        return redirect(url_for("checkout.pay", token=earlier["token"]))
+    if request.method == "POST":
+        earlier = orders.find_by_checkout_key(request.form.get("checkout_key"))
+        if earlier is not None:
+            # The same form sent again (double click, back and resubmit): never a second order.
+            return redirect(url_for("checkout.pay", token=earlier["token"]))
     lines, total = cart_lines()
     if not lines:
         flash("Your cart is empty.", "error")
         return redirect(url_for("catalog.cart"))
-    retry_url = url_for("checkout.requisites", route_id=route_id)
     try:
         route = load_route(route_id)
         offer = quote(route, total)
     except ExchangerError:
-        return unavailable("We cannot reach the payment service right now.", retry_url)
+        return unavailable(
+            "We cannot reach the payment service right now.",
+            url_for("checkout.requisites", route_id=route_id),
+        )
     except RouteDataError:
         return unavailable(
             "This payment method is misconfigured at the exchanger.",
             url_for("checkout.choose_route"),
         )
     form_class, fields = requisite_form_class(route)
-    form = form_class()
+    page = RequisitePage(route, offer, lines, total, form_class(), fields)
     if request.method == "GET":
-        form.checkout_key.data = secrets.token_urlsafe(24)
-    problem = problem_text(offer.problem, route) if offer.problem else None
-    if not problem and form.validate_on_submit():
-        return place_order(form, fields, route, offer, lines, total)
-    return render_template(
-        "checkout/requisites.html",
-        form=form,
-        fields=fields,
-        route=route,
-        offer=offer,
-        problem=problem,
-        total=total,
-        currency=current_app.config["SETTLEMENT_XML"],
-    )
+        page.form.checkout_key.data = secrets.token_urlsafe(24)
+    if offer.problem:
+        return page.render(problem=problem_text(offer.problem, route))
+    if page.form.validate_on_submit():
+        return place_order(page)
+    return page.render()
 
 
-def draft_for(form, fields, route, offer, total):
+def draft_for(page):
+    """The local order row for a submitted form, before the exchanger hears of it."""
     values = [
         {
             "group": f.group,
             "key": f.field_id,
             "name": f.label,
-            "value": form[f.form_name].data or "",
+            "value": page.form[f.form_name].data or "",
         }
-        for f in fields
+        for f in page.fields
     ]
+    # Platform fields have no type: an e-mail shows only through its name.
     email = next((v["value"] for v in values if "mail" in v["name"].lower() and v["value"]), None)
+    source = page.route["from"]
     return {
         "token": secrets.token_urlsafe(16),
-        "checkout_key": form.checkout_key.data,
+        "checkout_key": page.form.checkout_key.data,
         "lang": buyer_lang(),
         "currency": current_app.config["SETTLEMENT_XML"],
-        "price": str(total),
-        "route_id": route["routeId"],
-        "from_xml": route["from"]["xml"],
-        "from_name": str(route["from"].get("name") or route["from"]["xml"]),
-        "to_xml": route["to"]["xml"],
-        "send_amount": str(offer.send),
+        "price": str(page.total),
+        "route_id": page.route["routeId"],
+        "from_xml": source["xml"],
+        "from_name": str(source.get("name") or source["xml"]),
+        "to_xml": page.route["to"]["xml"],
+        "send_amount": str(page.offer.send),
         "requisites": json.dumps(values),
         "buyer_email": email,
         # Random per order: a leaked secret exposes one order's IPNs, not the shop's.
@@ -205,18 +225,20 @@ def draft_for(form, fields, route, offer, total):
     }
 
 
-def create_payload(order, route, values):
+def create_payload(order, route):
+    """order/create's body for a draft (merchant docs, 'Create order')."""
     public = current_app.config["PUBLIC_URL"]
+    values = orders.requisites(order)
+
+    def group(name):
+        return [{"key": v["key"], "value": v["value"]} for v in values if v["group"] == name]
+
     return {
         "routeId": route["routeId"],
         "amount": float(Decimal(order["send_amount"])),
-        "fromValues": [
-            {"key": v["key"], "value": v["value"]} for v in values if v["group"] == "fromValues"
-        ],
+        "fromValues": group("fromValues"),
         "toValues": payout_values(route),
-        "routeValues": [
-            {"key": v["key"], "value": v["value"]} for v in values if v["group"] == "routeValues"
-        ],
+        "routeValues": group("routeValues"),
         "lang": order["lang"],
         "agreement": True,
         "hideOutData": True,
@@ -227,55 +249,48 @@ def create_payload(order, route, values):
     }
 
 
-def place_order(form, fields, route, offer, lines, total):
+def place_order(page):
     """Write the order, create it at the exchanger, and send the buyer to pay."""
     db = get_db()
-    order, is_new = orders.create_draft(db, draft_for(form, fields, route, offer, total), lines)
+    order, is_new = orders.create_draft(db, draft_for(page), page.lines)
     if not is_new:
         # A concurrent submit of the same form won the race: never a second order.
         return redirect(url_for("checkout.pay", token=order["token"]))
-    values = orders.requisites(order)
     try:
-        created = exchanger().create_order(create_payload(order, route, values))
+        created = exchanger().create_order(create_payload(order, page.route))
     except ExchangerRejected as exc:
-        orders.record_create_error(
-            db, order["id"], f"rejected {exc.code}: {exc.message}", final=True
-        )
-        return rejected(form, fields, route, offer, total, exc)
+        reason = f"rejected {exc.code}: {exc.message}"
+        orders.record_create_error(db, order["id"], reason, final=True)
+        return rejected(page, exc)
     except ExchangerUnavailable as exc:
         orders.record_create_error(db, order["id"], exc.message, final=not exc.may_have_acted)
         current_app.logger.warning("order/create for order %s failed: %s", order["id"], exc.message)
         return unavailable(
             "The payment service did not answer. Nothing has been charged; please try again.",
-            url_for("checkout.requisites", route_id=route["routeId"]),
+            url_for("checkout.requisites", route_id=page.route["routeId"]),
         )
     orders.record_created(db, order["id"], created)
     empty_cart()
     return redirect(exchanger().payment_url(order["lang"], created.uid, created.secret))
 
 
-def rejected(form, fields, route, offer, total, exc):
+def rejected(page, exc):
     """Show the exchanger's refusal on the field it names, or above the form."""
-    by_id = {(f.group, f.field_id): f.form_name for f in fields}
-    field = exc.field and by_id.get(exc.field)
-    if field:
-        form[field].errors = [*form[field].errors, "The exchanger did not accept this value."]
+    by_id = {(f.group, f.field_id): f.form_name for f in page.fields}
+    name = exc.field and by_id.get(exc.field)
+    if name:
+        page.form[name].errors = [
+            *page.form[name].errors,
+            "The exchanger did not accept this value.",
+        ]
     else:
         flash(
             "The exchanger could not take this order. Please check the details or choose another way to pay.",
             "error",
         )
-    form.checkout_key.data = secrets.token_urlsafe(24)
-    return render_template(
-        "checkout/requisites.html",
-        form=form,
-        fields=fields,
-        route=route,
-        offer=offer,
-        problem=None,
-        total=total,
-        currency=current_app.config["SETTLEMENT_XML"],
-    ), 422
+    # The failed order keeps its key; a corrected form is a new order.
+    page.form.checkout_key.data = secrets.token_urlsafe(24)
+    return page.render(status=422)
 
 
 @bp.route("/orders/<token>/pay")

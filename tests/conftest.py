@@ -198,13 +198,9 @@ class ShopServer(LiveServer):
         self.app = self.flask_app
 
     def query(self, sql, *args):
-        from shop.db import connect
+        from tests.helpers import query
 
-        db = connect(self.flask_app.config["DATABASE"])
-        try:
-            return [dict(row) for row in db.execute(sql, args).fetchall()]
-        finally:
-            db.close()
+        return query(self.flask_app.config["DATABASE"], sql, *args)
 
 
 @pytest.fixture

@@ -60,3 +60,39 @@ def place_order(client, route_id=BTC_ROUTE, product="mug", quantity=1):
     )
     assert answer.status_code == 302, answer.get_data(as_text=True)
     return answer.location
+
+
+def add_to_cart_over_http(buyer, base, product, quantity):
+    token = hidden_inputs(buyer.get(f"{base}/", timeout=10).text)["csrf_token"]
+    data = {"csrf_token": token, "product_id": product, "quantity": str(quantity)}
+    buyer.post(f"{base}/cart/add", data=data, timeout=10)
+
+
+def submit_requisites_over_http(buyer, base, form_page, follow=True, **values):
+    """Post the BTC route's form with valid requisites (or the given ones) and its hidden fields."""
+    data = {
+        **hidden_inputs(form_page),
+        "fromValues_0": BTC_ADDRESS,
+        "routeValues_0": "me@example.com",
+        "agreement": "y",
+        **values,
+    }
+    return buyer.post(f"{base}/checkout/{BTC_ROUTE}", data=data, allow_redirects=follow, timeout=10)
+
+
+def buy_over_http(buyer, base, product="mug", quantity=1, follow=True):
+    """Cart, then the BTC route's form with valid requisites: the answer to that submit."""
+    add_to_cart_over_http(buyer, base, product, quantity)
+    form_page = buyer.get(f"{base}/checkout/{BTC_ROUTE}", timeout=10).text
+    return submit_requisites_over_http(buyer, base, form_page, follow=follow)
+
+
+def query(database, sql, *args):
+    """Rows of the shop's database as dicts."""
+    from shop.db import connect
+
+    db = connect(database)
+    try:
+        return [dict(row) for row in db.execute(sql, args).fetchall()]
+    finally:
+        db.close()

@@ -14,7 +14,7 @@ import requests
 from werkzeug.serving import make_server
 
 from app import create_app
-from tests.helpers import BTC_ADDRESS, BTC_ROUTE, hidden_inputs
+from tests.helpers import buy_over_http, hidden_inputs, query
 
 ROOT = Path(__file__).parents[1]
 FAST_SANDBOX = {
@@ -32,23 +32,7 @@ def free_port():
 def buy_and_pay(base):
     """Click through the whole journey with requests; returns the order's status JSON URL."""
     buyer = requests.Session()
-    token = hidden_inputs(buyer.get(f"{base}/", timeout=10).text)["csrf_token"]
-    buyer.post(
-        f"{base}/cart/add",
-        data={"csrf_token": token, "product_id": "mug", "quantity": "1"},
-        timeout=10,
-    )
-    fields = hidden_inputs(buyer.get(f"{base}/checkout/{BTC_ROUTE}", timeout=10).text)
-    payment = buyer.post(
-        f"{base}/checkout/{BTC_ROUTE}",
-        data={
-            **fields,
-            "fromValues_0": BTC_ADDRESS,
-            "routeValues_0": "me@example.com",
-            "agreement": "y",
-        },
-        timeout=10,
-    )
+    payment = buy_over_http(buyer, base)
     assert payment.url.startswith(f"{base}/sandbox/en/payment/"), payment.url
     buyer.post(f"{payment.url}/paid", data=hidden_inputs(payment.text), timeout=10)
     back = buyer.get(payment.url, timeout=10)
@@ -67,14 +51,8 @@ def wait_until_final(buyer, status_url, deadline=30):
 
 
 def status_url_of(base, database):
-    from shop.db import connect
-
-    db = connect(database)
-    try:
-        token = db.execute("SELECT token FROM orders").fetchone()["token"]
-    finally:
-        db.close()
-    return f"{base}/orders/{token}/status"
+    (order,) = query(database, "SELECT token FROM orders")
+    return f"{base}/orders/{order['token']}/status"
 
 
 def test_single_threaded_dev_server_with_the_embedded_sandbox(tmp_path):

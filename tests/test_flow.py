@@ -4,48 +4,34 @@ import re
 
 import requests
 
-from tests.helpers import BTC_ADDRESS, BTC_ROUTE, hidden_inputs
+from tests.helpers import (
+    BTC_ROUTE,
+    add_to_cart_over_http,
+    buy_over_http,
+    hidden_inputs,
+    submit_requisites_over_http,
+)
 
 
 def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
     buyer = requests.Session()
     shop = shop_server.url
 
-    catalogue = buyer.get(f"{shop}/", timeout=10).text
-    token = hidden_inputs(catalogue)["csrf_token"]
-    buyer.post(
-        f"{shop}/cart/add",
-        data={"csrf_token": token, "product_id": "tee", "quantity": "2"},
-        timeout=10,
-    )
+    add_to_cart_over_http(buyer, shop, "tee", 2)
     assert "48.00 USDTTRC20" in buyer.get(f"{shop}/cart", timeout=10).text
 
     routes = buyer.get(f"{shop}/checkout", timeout=10).text
     assert f'data-route="{BTC_ROUTE}"' in routes
     form_page = buyer.get(f"{shop}/checkout/{BTC_ROUTE}", timeout=10).text
-    fields = hidden_inputs(form_page)
-    invalid = buyer.post(
-        f"{shop}/checkout/{BTC_ROUTE}",
-        data={**fields, "fromValues_0": "my wallet", "routeValues_0": "me", "agreement": "y"},
-        timeout=10,
+    invalid = submit_requisites_over_http(
+        buyer, shop, form_page, fromValues_0="my wallet", routeValues_0="me"
     )
     assert (
         "Enter a valid Bitcoin address" in invalid.text and "Enter a valid e-mail" in invalid.text
     )
     assert shop_server.query("SELECT * FROM orders") == []
 
-    fields = hidden_inputs(invalid.text)
-    to_payment = buyer.post(
-        f"{shop}/checkout/{BTC_ROUTE}",
-        data={
-            **fields,
-            "fromValues_0": BTC_ADDRESS,
-            "routeValues_0": "me@example.com",
-            "agreement": "y",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
+    to_payment = submit_requisites_over_http(buyer, shop, invalid.text, follow=False)
     payment_url = to_payment.headers["Location"]
     assert payment_url.startswith(f"{sandbox_server.url}/en/payment/")
 
@@ -84,24 +70,7 @@ def test_a_lost_ipn_is_made_good_by_the_return_page(sandbox_server, shop_server)
     sandbox_server.set_faults(ipn_drop=1)
     buyer = requests.Session()
     shop = shop_server.url
-    token = hidden_inputs(buyer.get(f"{shop}/", timeout=10).text)["csrf_token"]
-    buyer.post(
-        f"{shop}/cart/add",
-        data={"csrf_token": token, "product_id": "cap", "quantity": "1"},
-        timeout=10,
-    )
-    fields = hidden_inputs(buyer.get(f"{shop}/checkout/{BTC_ROUTE}", timeout=10).text)
-    buyer.post(
-        f"{shop}/checkout/{BTC_ROUTE}",
-        data={
-            **fields,
-            "fromValues_0": BTC_ADDRESS,
-            "routeValues_0": "me@example.com",
-            "agreement": "y",
-        },
-        allow_redirects=False,
-        timeout=10,
-    )
+    buy_over_http(buyer, shop, "cap", follow=False)
     (order,) = shop_server.query("SELECT * FROM orders")
     sandbox_server.set_status(order["exchanger_uid"], "done")
     sandbox_server.wait_ipns()

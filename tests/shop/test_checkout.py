@@ -4,7 +4,6 @@ import re
 
 import pytest
 
-from shop.db import connect
 from shop.exchanger import ExchangerRejected, ExchangerUnavailable
 from tests.helpers import (
     BTC_ADDRESS,
@@ -13,15 +12,12 @@ from tests.helpers import (
     TON_ROUTE,
     hidden_inputs,
     place_order,
+    query,
 )
 
 
 def rows(app, sql, *args):
-    db = connect(app.config["DATABASE"])
-    try:
-        return [dict(r) for r in db.execute(sql, args).fetchall()]
-    finally:
-        db.close()
+    return query(app.config["DATABASE"], sql, *args)
 
 
 @pytest.fixture

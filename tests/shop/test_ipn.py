@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 import pytest
 
 from shop import ipn
-from shop.db import connect
-from tests.helpers import place_order
+from tests.helpers import place_order, query
 
 NAMES = ("orderId", "newStatus", "inAmount", "outAmount", "xml_from", "xml_to", "timestamp")
 
@@ -25,11 +24,7 @@ def order(app, client):
 
 
 def rows(app, sql, *args):
-    db = connect(app.config["DATABASE"])
-    try:
-        return [dict(r) for r in db.execute(sql, args).fetchall()]
-    finally:
-        db.close()
+    return query(app.config["DATABASE"], sql, *args)
 
 
 def fields_for(order, status="inProgress", ts=1_800_000_000_000, out=None, secret=None, **changes):
