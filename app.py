@@ -4,7 +4,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 import sandbox
-from shop import catalog, checkout, config, db, ipn
+from shop import catalog, checkout, config, db, ipn, reconcile
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter
 
 SANDBOX_PREFIX = "/sandbox"
@@ -25,6 +25,8 @@ def create_app(test_config=None):
     app.register_blueprint(ipn.bp)
     # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
     csrf.exempt(ipn.bp)
+    app.cli.add_command(ipn.ipn_cli)
+    reconcile.init_app(app)
     register_error_pages(app)
     app.add_url_rule("/health", "health", lambda: "ok\n")
     return app

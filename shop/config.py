@@ -22,6 +22,10 @@ DEFAULTS = {
     "IPN_MAX_BYTES": 16 * 1024,
     # How often the order status endpoint may ask the exchanger about one order.
     "STATUS_POLL_SECONDS": 10,
+    # flask reconcile: orders asked about at once, and how long a draft whose order/create
+    # never answered may wait for an IPN to identify it before it is marked failed.
+    "RECONCILE_CONCURRENCY": 8,
+    "DRAFT_TIMEOUT_MINUTES": 60,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).
     "SANDBOX": {},
     "SESSION_COOKIE_HTTPONLY": True,

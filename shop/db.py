@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from flask import current_app, g
+from flask.cli import with_appcontext
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -85,6 +86,7 @@ def split_statements(sql):
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db_command():
     """Create the database or bring it to the newest schema; existing data is kept."""
     applied = migrate(current_app.config["DATABASE"])

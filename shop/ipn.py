@@ -6,11 +6,17 @@ the order's own ipnSecret. Every request is answered without calling anyone else
 
 import hashlib
 import hmac
+import json
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl
 
+import click
+import requests
 from flask import Blueprint, current_app, request
+from flask.cli import AppGroup
 
 from . import orders
 from .db import get_db, now, transaction
@@ -32,6 +38,7 @@ HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 AMOUNT = re.compile(r"^\d{1,20}(\.\d{1,18})?$")
 TOKEN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 MAX_FIELD_LENGTH = 256
+LOGGED_HEADERS = ("User-Agent", "X-Forwarded-For", "X-Real-IP", "Content-Length")
 
 
 class Rejected(Exception):
@@ -130,13 +137,17 @@ def log_received(db, body):
     """Store the IPN before anything else, so even one that crashes us is on record."""
     limit = current_app.config["IPN_MAX_BYTES"]
     with transaction(db):
+        headers = {
+            name: request.headers[name][:200] for name in LOGGED_HEADERS if name in request.headers
+        }
         cursor = db.execute(
-            "INSERT INTO ipn_log (received_at, remote_addr, content_type, body, outcome)"
-            " VALUES (?, ?, ?, ?, 'received')",
+            "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body, outcome)"
+            " VALUES (?, ?, ?, ?, ?, 'received')",
             (
                 now(),
                 request.remote_addr,
                 (request.content_type or "")[:200],
+                json.dumps(headers),
                 body[:limit].decode("utf-8", "replace"),
             ),
         )
@@ -186,3 +197,67 @@ def receive():
     )
     log_outcome(db, log_id, outcome, None, order["id"])
     return "OK\n", 200
+
+
+# -- command line: a test trigger for merchants, and log upkeep -------------------------------
+
+ipn_cli = AppGroup("ipn", help="Send test IPNs to this shop; prune the IPN log.")
+
+
+def test_fields(order, status, stale, amount, bad_hash):
+    """An IPN for order as the exchanger would sign it (or deliberately not)."""
+    last = order["last_event_ms"] or 0
+    timestamp = max(last - 1, 0) if stale else max(int(time.time() * 1000), last + 1)
+    fields = {
+        "orderUID": str(order["exchanger_uid"]),
+        "orderId": order["exchanger_id"],
+        "newStatus": status,
+        "inAmount": order["reported_in"] or order["send_amount"],
+        "outAmount": amount or order["price"],
+        "xml_from": order["from_xml"],
+        "xml_to": order["to_xml"],
+        "timestamp": str(timestamp),
+    }
+    secret = "not-the-secret" if bad_hash else order["ipn_secret"]
+    fields["hash"] = checksum(fields, secret)
+    return fields
+
+
+@ipn_cli.command("send")
+@click.argument("token")
+@click.argument("status", type=click.Choice(orders.EXCHANGER_STATUSES))
+@click.option("--stale", is_flag=True, help="Date it before the last IPN the order applied.")
+@click.option("--duplicate", is_flag=True, help="Send the same IPN twice.")
+@click.option("--bad-hash", is_flag=True, help="Sign it with the wrong secret.")
+@click.option("--amount", help="The outAmount to report (default: the order's price).")
+def send_command(token, status, stale, duplicate, bad_hash, amount):
+    """Post a signed IPN for the order TOKEN to this shop's own /ipn and print the answers."""
+    if amount is not None and not AMOUNT.match(amount):
+        raise click.BadParameter("a plain decimal number, like 12.50", param_hint="--amount")
+    order = get_db().execute("SELECT * FROM orders WHERE token = ?", (token,)).fetchone()
+    if order is None:
+        raise click.ClickException(f"no order with token {token}")
+    if not order["exchanger_id"]:
+        raise click.ClickException("the exchanger has not confirmed this order: it has no ids yet")
+    fields = test_fields(order, status, stale, amount, bad_hash)
+    url = current_app.config["PUBLIC_URL"] + "/ipn"
+    # The shop talking to itself over HTTP, as the exchanger would: not an exchanger call.
+    for _ in range(2 if duplicate else 1):
+        try:
+            answer = requests.post(url, data=fields, timeout=(3, 10))
+        except requests.RequestException as exc:
+            raise click.ClickException(f"{url} did not answer: {type(exc).__name__}") from None
+        click.echo(f"{answer.status_code} {answer.text.strip()}")
+    after = get_db().execute("SELECT status FROM orders WHERE id = ?", (order["id"],)).fetchone()
+    click.echo(f"Order {token} is now {after['status']}.")
+
+
+@ipn_cli.command("prune")
+@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True)
+def prune_command(days):
+    """Delete IPN log entries older than DAYS: the log is evidence, not an archive."""
+    cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+    db = get_db()
+    with transaction(db):
+        removed = db.execute("DELETE FROM ipn_log WHERE received_at < ?", (cutoff,)).rowcount
+    click.echo(f"Removed {removed} IPN log entries older than {days} days.")
