@@ -155,10 +155,14 @@ def set_status(
             return "duplicate" if same else "stale"
         review = order["review_reason"]
         if order["status"] in FINAL and new_status != order["status"]:
+            surprise = f"the exchanger reported {new_status} after {order['status']}"
             if source != "poll":
+                # A verified notification that contradicts a final state: keep the state, but
+                # a person must look (a refund after done, say), so flag it for review.
+                flag_for_review(db, order, surprise, source, event_ms)
                 return "final"
             # Only the exchanger's own answer may move a final order, and a person should look.
-            review = f"the exchanger reports {new_status} after {order['status']}"
+            review = surprise
         if new_status == "done":
             review = review or underpaid_reason(order, out_amount)
         reported_in = str(in_amount) if in_amount is not None else order["reported_in"]
@@ -185,6 +189,21 @@ def set_status(
             (order_id, order["status"], new_status, source, event_ms, note or review, now()),
         )
         return "applied"
+
+
+def flag_for_review(db, order, reason, source, event_ms):
+    """Record a reason for a person to look, without changing the status (inside a transaction)."""
+    if order["review_reason"]:
+        return
+    db.execute(
+        "UPDATE orders SET review_reason = ?, updated_at = ? WHERE id = ?",
+        (reason, now(), order["id"]),
+    )
+    db.execute(
+        "INSERT INTO status_history (order_id, old_status, new_status, source, provider_ts,"
+        " note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (order["id"], order["status"], order["status"], source, event_ms, reason, now()),
+    )
 
 
 def underpaid_reason(order, out_amount):

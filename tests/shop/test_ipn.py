@@ -144,10 +144,17 @@ def test_an_older_ipn_after_a_newer_one_is_stale(app, client, order):
     assert rows(app, "SELECT outcome FROM ipn_log ORDER BY id")[-1]["outcome"] == "stale"
 
 
-def test_final_states_are_sticky_against_ipns(app, client, order):
+def test_final_states_are_sticky_against_ipns_but_a_contradiction_is_flagged(app, client, order):
     post(client, fields_for(order, "done", ts=2_000))
-    post(client, fields_for(order, "errorPayout", ts=3_000))
     assert status_of(app, order) == {"status": "done", "review_reason": None}
+    assert post(client, fields_for(order, "returned", ts=3_000)).status_code == 200
+    state = status_of(app, order)
+    assert state["status"] == "done"
+    assert state["review_reason"] == "the exchanger reported returned after done"
+    assert client.get(f"/orders/{order['token']}/status").get_json()["state"] == "review"
+    assert (
+        rows(app, "SELECT outcome FROM ipn_log ORDER BY id DESC LIMIT 1")[0]["outcome"] == "final"
+    )
 
 
 def test_done_with_less_than_the_price_goes_to_review_not_paid(app, client, order):
