@@ -4,7 +4,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 import sandbox
-from shop import catalog, checkout, config, db, ipn, reconcile
+from shop import catalog, checkout, config, console, db, ipn, reconcile
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter
 
 SANDBOX_PREFIX = "/sandbox"
@@ -23,6 +23,8 @@ def create_app(test_config=None):
     app.register_blueprint(catalog.bp)
     app.register_blueprint(checkout.bp)
     app.register_blueprint(ipn.bp)
+    app.register_blueprint(console.bp)
+    app.cli.add_command(console.console_cli)
     # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
     csrf.exempt(ipn.bp)
     app.cli.add_command(ipn.ipn_cli)

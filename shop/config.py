@@ -26,6 +26,8 @@ DEFAULTS = {
     # never answered may wait for an IPN to identify it before it is marked failed.
     "RECONCILE_CONCURRENCY": 8,
     "DRAFT_TIMEOUT_MINUTES": 60,
+    # Werkzeug hash of the merchant console's password (flask console password); None = off.
+    "CONSOLE_PASSWORD_HASH": None,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).
     "SANDBOX": {},
     "SESSION_COOKIE_HTTPONLY": True,
@@ -56,6 +58,9 @@ def load(app, test_config=None):
     if not app.config["EXCHANGER_URL"] and not app.config["PAYOUT_VALUES"]:
         app.config["PAYOUT_VALUES"] = dict(SANDBOX_PAYOUT_VALUES)
     app.config["PUBLIC_URL"] = str(app.config["PUBLIC_URL"]).rstrip("/")
+    # Behind https the session cookie (the console login) must never travel in clear.
+    if app.config["PUBLIC_URL"].startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
     check(app.config, production=not (app.debug or app.testing))
 
 

@@ -189,6 +189,10 @@ class ExchangerClient:
         """The payer's page for an order (merchant docs, 'Payment')."""
         return f"{self.base_url}/{quote(lang)}/payment/{int(uid)}/{quote(secret, safe='')}"
 
+    def order_url(self, lang, uid, secret):
+        """The order's page as every client sees it (the merchant's view, with /order/)."""
+        return f"{self.base_url}/{quote(lang)}/order/{int(uid)}/{quote(secret, safe='')}"
+
     # -- transport -----------------------------------------------------------------------------
 
     def _read(self, path, params):

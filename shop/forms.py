@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     HiddenField,
     IntegerField,
+    PasswordField,
     SelectChoice,
     SelectField,
     StringField,
     SubmitField,
+    TextAreaField,
 )
 from wtforms.validators import (
     DataRequired,
@@ -22,6 +25,8 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+
+from .orders import IPN_OUTCOMES, STATES
 
 MAX_REQUISITE_LENGTH = 256
 
@@ -121,3 +126,44 @@ def requisite_form_class(route):
                 Requisite(name, group, str(definition["_id"]), str(definition.get("name") or ""))
             )
     return type("RouteRequisiteForm", (RequisiteForm,), attributes), requisites
+
+
+class LoginForm(FlaskForm):
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=200)])
+
+
+class ReviewForm(FlaskForm):
+    note = TextAreaField(
+        "Note",
+        filters=[strip],
+        validators=[DataRequired("Say how it was settled."), Length(max=500)],
+    )
+
+
+class OrderFilterForm(FlaskForm):
+    """The console's list filters: GET parameters, so no CSRF token (they change nothing)."""
+
+    class Meta:
+        csrf = False
+
+    state = SelectField(
+        "State",
+        choices=[SelectChoice("", "Any state")] + [SelectChoice(s) for s in STATES],
+        validators=[Optional()],
+    )
+    date_from = DateField("From", validators=[Optional()])
+    date_to = DateField("To", validators=[Optional()])
+    q = StringField(
+        "Token, exchanger uid or e-mail", filters=[strip], validators=[Optional(), Length(max=200)]
+    )
+
+
+class IpnFilterForm(FlaskForm):
+    class Meta:
+        csrf = False
+
+    outcome = SelectField(
+        "Outcome",
+        choices=[SelectChoice("", "Any outcome")] + [SelectChoice(o) for o in IPN_OUTCOMES],
+        validators=[Optional()],
+    )

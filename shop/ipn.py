@@ -199,6 +199,19 @@ def receive():
     return "OK\n", 200
 
 
+def log_entries(outcome=None, limit=50, offset=0):
+    """IPN log rows, newest first, with the token of the order each was for."""
+    return (
+        get_db()
+        .execute(
+            "SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id"
+            " WHERE ? IS NULL OR l.outcome = ? ORDER BY l.id DESC LIMIT ? OFFSET ?",
+            (outcome, outcome, limit, offset),
+        )
+        .fetchall()
+    )
+
+
 # -- command line: a test trigger for merchants, and log upkeep -------------------------------
 
 ipn_cli = AppGroup("ipn", help="Send test IPNs to this shop; prune the IPN log.")

@@ -38,6 +38,11 @@ STATE_OF = {
 }
 
 
+STATES = ("pending", "processing", "paid", "failed", "refunded", "cancelled", "review")
+# What set_status answers, plus the IPN endpoint's own 'received' (logged) and 'rejected'.
+IPN_OUTCOMES = ("applied", "unchanged", "duplicate", "stale", "final", "rejected", "received")
+
+
 def payment_state(order):
     """What the buyer and the merchant are told: pending, processing, paid, failed, ... or review."""
     if order["review_reason"]:
@@ -219,3 +224,95 @@ def underpaid_reason(order, out_amount):
 
 def requisites(order):
     return json.loads(order["requisites"])
+
+
+# -- the merchant console's questions -------------------------------------------------------
+
+
+def statuses_in(state):
+    return sorted(status for status, of in STATE_OF.items() if of == state)
+
+
+def order_filter(state=None, date_from=None, date_to=None, search=None):
+    """(WHERE clause, parameters) for the console's filters; dates are 'YYYY-MM-DD' strings."""
+    clauses, params = [], []
+    if state == "review":
+        clauses.append("review_reason IS NOT NULL")
+    elif state:
+        clauses.append("review_reason IS NULL AND status IN (SELECT value FROM json_each(?))")
+        params.append(json.dumps(statuses_in(state)))
+    if date_from:
+        clauses.append("created_at >= ?")
+        params.append(date_from)
+    if date_to:
+        # created_at is an ISO timestamp: everything on date_to sorts before the next day.
+        clauses.append("created_at < date(?, '+1 day')")
+        params.append(date_to)
+    if search:
+        clauses.append(
+            "(token = ? OR CAST(exchanger_uid AS TEXT) = ? OR buyer_email LIKE ? ESCAPE '\\')"
+        )
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [search, search, f"%{escaped}%"]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def find_orders(filters, limit=None, offset=0):
+    """Orders matching the filters, newest first."""
+    where, params = order_filter(**filters)
+    sql = f"SELECT * FROM orders{where} ORDER BY id DESC"  # noqa: S608 - where holds only placeholders
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params = [*params, limit, offset]
+    return get_db().execute(sql, params).fetchall()
+
+
+def count_by_state(filters):
+    """{state: number of orders} for the filters other than state, every state present."""
+    where, params = order_filter(**{**filters, "state": None})
+    rows = (
+        get_db()
+        .execute(
+            f"SELECT status, review_reason IS NOT NULL AS review, COUNT(*) AS n FROM orders{where}"  # noqa: S608
+            " GROUP BY status, review",
+            params,
+        )
+        .fetchall()
+    )
+    counts = dict.fromkeys(STATES, 0)
+    for row in rows:
+        counts["review" if row["review"] else STATE_OF.get(row["status"], "processing")] += row["n"]
+    return counts
+
+
+def get_history(order_id):
+    return (
+        get_db()
+        .execute("SELECT * FROM status_history WHERE order_id = ? ORDER BY id", (order_id,))
+        .fetchall()
+    )
+
+
+def get_ipns(order_id):
+    return (
+        get_db()
+        .execute("SELECT * FROM ipn_log WHERE order_id = ? ORDER BY id", (order_id,))
+        .fetchall()
+    )
+
+
+def resolve_review(db, order_id, note):
+    """A person looked at a review and says why it is settled; kept in the history."""
+    with transaction(db):
+        order = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        if not order["review_reason"]:
+            return False
+        db.execute(
+            "UPDATE orders SET review_reason = NULL, updated_at = ? WHERE id = ?", (now(), order_id)
+        )
+        db.execute(
+            "INSERT INTO status_history (order_id, old_status, new_status, source, note, created_at)"
+            " VALUES (?, ?, ?, 'console', ?, ?)",
+            (order_id, order["status"], order["status"], f"review resolved: {note}", now()),
+        )
+        return True

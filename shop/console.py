@@ -1,0 +1,282 @@
+"""The merchant console at /console: orders, their history and IPNs, and a few safe actions."""
+
+import csv
+import io
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import click
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.cli import AppGroup
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from . import ipn, orders
+from .db import get_db, now, transaction
+from .exchanger import ExchangerError, ExchangerRejected
+from .forms import ButtonForm, IpnFilterForm, LoginForm, OrderFilterForm, ReviewForm
+from .reconcile import poll_order
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+
+PAGE_SIZE = 50
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
+CSV_COLUMNS = (
+    "token",
+    "created_at",
+    "state",
+    "status",
+    "price",
+    "currency",
+    "from_xml",
+    "send_amount",
+    "reported_out",
+    "exchanger_uid",
+    "buyer_email",
+    "review_reason",
+)
+
+
+@bp.before_request
+def require_login():
+    """Every console page but the login needs a logged-in merchant."""
+    if request.endpoint != "console.login" and not session.get("console"):
+        return redirect(url_for("console.login", next=request.full_path))
+    return None
+
+
+def recent_failures(db):
+    since = (datetime.now(UTC) - FAILURE_WINDOW).isoformat(timespec="seconds")
+    return db.execute(
+        "SELECT COUNT(*) FROM login_failures WHERE remote_addr = ? AND failed_at >= ?",
+        (request.remote_addr, since),
+    ).fetchone()[0]
+
+
+def record_failure(db):
+    with transaction(db):
+        db.execute(
+            "INSERT INTO login_failures (remote_addr, failed_at) VALUES (?, ?)",
+            (request.remote_addr, now()),
+        )
+
+
+def safe_next(target):
+    """Only a path on this site: never a URL that could send the merchant elsewhere."""
+    parts = urlsplit(target or "")
+    if parts.scheme or parts.netloc or not parts.path.startswith("/console") or "\\" in target:
+        return url_for("console.orders_page")
+    return target
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login():
+    """Password login, slowed after MAX_FAILURES failures from one address."""
+    password_hash = current_app.config["CONSOLE_PASSWORD_HASH"]
+    form = LoginForm()
+    db = get_db()
+    if recent_failures(db) >= MAX_FAILURES:
+        message = "Too many failed attempts. Wait 15 minutes and try again."
+        return render_template("console/login.html", form=form, blocked=message), 429
+    if form.validate_on_submit():
+        if password_hash and check_password_hash(password_hash, form.password.data):
+            # A fresh session: nothing from before the login carries over.
+            session.clear()
+            session["console"] = True
+            return redirect(safe_next(request.args.get("next")))
+        record_failure(db)
+        flash("Wrong password.", "error")
+    return render_template("console/login.html", form=form, configured=bool(password_hash))
+
+
+@bp.post("/logout")
+def logout():
+    if ButtonForm().validate_on_submit():
+        session.clear()
+    return redirect(url_for("console.login"))
+
+
+def read_filters():
+    form = OrderFilterForm(request.args)
+    if not form.validate():
+        flash("Some filters were not valid and are ignored.", "error")
+
+    def valid(field):
+        return field.data if field.data and not field.errors else None
+
+    dates = (valid(form.date_from), valid(form.date_to))
+    return form, {
+        "state": valid(form.state),
+        "date_from": dates[0].isoformat() if dates[0] else None,
+        "date_to": dates[1].isoformat() if dates[1] else None,
+        "search": valid(form.q),
+    }
+
+
+@bp.route("/")
+def orders_page():
+    """Orders, newest first, with counts per state and filters."""
+    form, filters = read_filters()
+    page = max(1, request.args.get("page", 1, type=int))
+    rows = orders.find_orders(filters, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    return render_template(
+        "console/orders.html",
+        form=form,
+        orders=rows[:PAGE_SIZE],
+        counts=orders.count_by_state(filters),
+        page=page,
+        has_next=len(rows) > PAGE_SIZE,
+        state_of=orders.payment_state,
+        args={k: v for k, v in request.args.items() if k != "page"},
+    )
+
+
+def csv_cell(value):
+    # A cell starting with = + - @ is a formula to a spreadsheet: never let a buyer's e-mail run.
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@bp.route("/orders.csv")
+def orders_csv():
+    """The filtered list as CSV."""
+    _, filters = read_filters()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for order in orders.find_orders(filters):
+        row = {**dict(order), "state": orders.payment_state(order)}
+        writer.writerow([csv_cell(row[column]) for column in CSV_COLUMNS])
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="orders-{stamp}.csv"'},
+    )
+
+
+@bp.route("/orders/<token>")
+def order_page(token):
+    """One order: items, amounts, requisites, history and every IPN received for it."""
+    order = orders.get_order_by_token(token)
+    exchanger = current_app.extensions["exchanger"]
+    link = None
+    if order["exchanger_uid"] and order["exchanger_secret"]:
+        link = exchanger.order_url(order["lang"], order["exchanger_uid"], order["exchanger_secret"])
+    return render_template(
+        "console/order.html",
+        order=order,
+        state=orders.payment_state(order),
+        items=orders.get_items(order["id"]),
+        requisites=orders.requisites(order),
+        history=orders.get_history(order["id"]),
+        ipns=orders.get_ipns(order["id"]),
+        exchanger_link=link,
+        button=ButtonForm(),
+        review_form=ReviewForm(),
+        cancellable=order["status"] in ("new", "waitPayment") and bool(order["exchanger_uid"]),
+    )
+
+
+@bp.post("/orders/<token>/refresh")
+def refresh(token):
+    """Ask the exchanger about this order now (reconcile one)."""
+    order = orders.get_order_by_token(token)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    if not order["exchanger_uid"]:
+        flash("The exchanger has not confirmed this order: there is nothing to ask.", "error")
+    else:
+        try:
+            outcome = poll_order(order)
+            flash(f"Asked the exchanger: {outcome}.", "success")
+        except ExchangerError as exc:
+            current_app.logger.warning("console refresh of order %s: %s", order["id"], exc.message)
+            flash("The exchanger did not answer. Try again in a minute.", "error")
+    return redirect(url_for("console.order_page", token=token))
+
+
+@bp.post("/orders/<token>/cancel")
+def cancel(token):
+    """Cancel an unpaid order at the exchanger (update-status to deleted), then record it."""
+    order = orders.get_order_by_token(token)
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    if order["status"] not in ("new", "waitPayment") or not order["exchanger_uid"]:
+        flash("Only an unpaid order the exchanger knows can be cancelled.", "error")
+        return redirect(url_for("console.order_page", token=token))
+    exchanger = current_app.extensions["exchanger"]
+    try:
+        exchanger.update_status(order["exchanger_uid"], order["exchanger_secret"], "deleted")
+    except ExchangerRejected as exc:
+        # Most likely paid meanwhile: learn what the exchanger has now.
+        flash(f"The exchanger refused: {exc.message[:200]}", "error")
+        return refresh_after_refusal(order, token)
+    except ExchangerError:
+        flash("The exchanger did not answer; nothing was cancelled. Try again.", "error")
+        return redirect(url_for("console.order_page", token=token))
+    orders.set_status(get_db(), order["id"], "deleted", "console", note="cancelled by the merchant")
+    flash("The order is cancelled.", "success")
+    return redirect(url_for("console.order_page", token=token))
+
+
+def refresh_after_refusal(order, token):
+    # If the exchanger does not answer either, the refusal message already says to look again.
+    with suppress(ExchangerError):
+        poll_order(order)
+    return redirect(url_for("console.order_page", token=token))
+
+
+@bp.post("/orders/<token>/resolve")
+def resolve(token):
+    """Mark a review as settled, with a note that stays in the history."""
+    order = orders.get_order_by_token(token)
+    form = ReviewForm()
+    if not form.validate_on_submit():
+        flash("Write a note saying how the review was settled.", "error")
+    elif orders.resolve_review(get_db(), order["id"], form.note.data):
+        flash("Review resolved.", "success")
+    else:
+        flash("This order is not under review.", "error")
+    return redirect(url_for("console.order_page", token=token))
+
+
+@bp.route("/ipn")
+def ipn_log():
+    """Every IPN received, rejected ones included, newest first."""
+    form = IpnFilterForm(request.args)
+    outcome = form.outcome.data if form.validate() and form.outcome.data else None
+    page = max(1, request.args.get("page", 1, type=int))
+    rows = ipn.log_entries(outcome, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    return render_template(
+        "console/ipn.html",
+        form=form,
+        entries=rows[:PAGE_SIZE],
+        page=page,
+        has_next=len(rows) > PAGE_SIZE,
+        args={k: v for k, v in request.args.items() if k != "page"},
+    )
+
+
+console_cli = AppGroup("console", help="The merchant console.")
+
+
+@console_cli.command("password")
+def password_command():
+    """Hash a console password; prints the setting to put in instance/config.py."""
+    password = click.prompt("Console password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 10:
+        raise click.ClickException("use at least 10 characters")
+    click.echo(f"CONSOLE_PASSWORD_HASH = {generate_password_hash(password)!r}")
