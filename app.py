@@ -4,7 +4,7 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 import sandbox
-from shop import catalog, checkout, config, console, db, ipn, reconcile
+from shop import catalog, checkout, config, console, db, discovery, ipn, reconcile, security
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter
 
 SANDBOX_PREFIX = "/sandbox"
@@ -25,11 +25,13 @@ def create_app(test_config=None):
     app.register_blueprint(ipn.bp)
     app.register_blueprint(console.bp)
     app.cli.add_command(console.console_cli)
+    app.cli.add_command(discovery.exchanger_cli)
     # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
     csrf.exempt(ipn.bp)
     app.cli.add_command(ipn.ipn_cli)
     reconcile.init_app(app)
     register_error_pages(app)
+    security.init_app(app)
     app.add_url_rule("/health", "health", lambda: "ok\n")
     return app
 

@@ -19,7 +19,7 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 
-from . import orders
+from . import config, orders
 from .catalog import cart_lines, empty_cart
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
@@ -52,15 +52,14 @@ def problem_text(problem, route):
 
 
 def payout_values(route):
-    """toValues from PAYOUT_VALUES (by field id, or by field name); None when one is missing."""
-    configured = current_app.config["PAYOUT_VALUES"]
-    values = []
-    for field in route["to"].get("fields") or []:
-        value = configured.get(str(field.get("_id"))) or configured.get(str(field.get("name")))
-        if not value and field.get("required"):
-            return None
-        values.append({"key": str(field["_id"]), "value": value or ""})
-    return values
+    """toValues from PAYOUT_VALUES; None when one is missing or would be refused by its regexp."""
+    fields = route["to"].get("fields") or []
+    if any(config.payout_problem(current_app.config, field) for field in fields):
+        return None
+    return [
+        {"key": str(field["_id"]), "value": config.payout_value(current_app.config, field)}
+        for field in fields
+    ]
 
 
 def offers(total):

@@ -1,6 +1,7 @@
 """Settings: defaults here, then instance/config.py, then FLASK_* environment variables."""
 
 import os
+import re
 from urllib.parse import urlsplit
 
 DEFAULT_SECRET_KEY = "dev"  # noqa: S105 - the well-known dev key that check() refuses
@@ -41,6 +42,25 @@ SANDBOX_PAYOUT_VALUES = {
     "65f0c0ffee00000000000d12": "DEMO MERCHANT",
 }
 SECRET_SETTINGS = ("SECRET_KEY", "EXCHANGER_API_KEY", "EXCHANGER_API_SECRET")
+
+
+def payout_value(config, field):
+    """The merchant's value for one of a route's to.fields: by field id, else by field name."""
+    configured = config["PAYOUT_VALUES"]
+    return configured.get(str(field.get("_id"))) or configured.get(str(field.get("name"))) or ""
+
+
+def payout_problem(config, field):
+    """Why PAYOUT_VALUES cannot fill this to-field ('missing', 'does not match ...'), or None."""
+    value = payout_value(config, field)
+    if not value:
+        return "missing" if field.get("required") else None
+    try:
+        if field.get("regexp") and not re.search(field["regexp"], value):
+            return "does not match the field's regexp"
+    except re.error:
+        return None  # a pattern Python cannot read: the exchanger will judge
+    return None
 
 
 class ConfigError(RuntimeError):

@@ -1,0 +1,58 @@
+"""Headers every page carries, and a last check that no redirect leaves the site."""
+
+from urllib.parse import urlsplit
+
+from flask import current_app, render_template, request
+
+
+def origin(url):
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def allowed_origins():
+    """This site (as configured and as reached) and the exchanger whose payment page we send to."""
+    config = current_app.config
+    exchanger = current_app.extensions["exchanger"].base_url
+    return {origin(config["PUBLIC_URL"]), origin(request.host_url), origin(exchanger)}
+
+
+def content_security_policy():
+    # Forms post to the shop, which redirects to the exchanger: Chrome applies form-action to
+    # that redirect too, so the exchanger's origin is allowed there and nowhere else.
+    exchanger = origin(current_app.extensions["exchanger"].base_url)
+    return (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        f" connect-src 'self'; form-action 'self' {exchanger}; frame-ancestors 'none';"
+        " base-uri 'none'; object-src 'none'"
+    )
+
+
+def guard_redirect(response):
+    """Refuse any redirect to another site than this one or the exchanger."""
+    location = response.headers.get("Location")
+    if not location or not 300 <= response.status_code < 400:
+        return response
+    parts = urlsplit(location)
+    foreign = (parts.scheme or parts.netloc) and origin(location) not in allowed_origins()
+    if foreign or "\\" in location:
+        current_app.logger.error("refused a redirect from %s to %s", request.path, location[:200])
+        page = render_template(
+            "error.html", title="Not allowed", message="That link leads off this site."
+        )
+        return current_app.make_response((page, 400))
+    return response
+
+
+def add_headers(response):
+    response = guard_redirect(response)
+    response.headers.setdefault("Content-Security-Policy", content_security_policy())
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Our URLs carry order tokens: never hand them to another site in a Referer.
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def init_app(app):
+    app.after_request(add_headers)
