@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format chromium clean
+.PHONY: run test lint format chromium translations clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ instance/config.py:
 	mkdir -p instance
 	$(BIN)/python -c "import secrets; print(f'SECRET_KEY = {secrets.token_hex(32)!r}')" > $@
 
-run: $(VENV)/.runtime instance/config.py
+# Message catalogues are compiled here, never committed as binaries.
+translations: $(VENV)/.runtime
+	$(BIN)/pybabel compile --statistics -d translations
+
+run: $(VENV)/.runtime instance/config.py translations
 	$(BIN)/flask --app app init-db
 	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
 
@@ -35,7 +39,7 @@ chromium:
 		fi; \
 	fi
 
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev chromium translations
 	$(BIN)/pytest
 
 lint: $(VENV)/.dev

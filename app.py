@@ -4,8 +4,20 @@ from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 import sandbox
-from shop import catalog, checkout, config, console, db, discovery, ipn, reconcile, security
+from shop import (
+    catalog,
+    checkout,
+    config,
+    console,
+    db,
+    discovery,
+    i18n,
+    ipn,
+    reconcile,
+    security,
+)
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter
+from shop.i18n import N_
 
 SANDBOX_PREFIX = "/sandbox"
 
@@ -18,6 +30,7 @@ def create_app(test_config=None):
     config.load(app, test_config)
     db.init_app(app)
     csrf.init_app(app)
+    i18n.init_app(app)
     app.extensions["exchanger"] = exchanger_client(app)
 
     app.register_blueprint(catalog.bp)
@@ -56,26 +69,20 @@ def exchanger_client(app):
 
 
 def register_error_pages(app):
-    def page(status, title, message):
-        return render_template("error.html", title=title, message=message), status
+    """Friendly pages for errors, in the buyer's language; never a traceback."""
+    pages = {
+        404: (N_("Not found"), N_("There is nothing at this address.")),
+        405: (N_("Not allowed"), N_("This page cannot be used that way.")),
+        CSRFError: (
+            N_("Form expired"),
+            N_("The form was open too long or came from elsewhere. Please try again."),
+        ),
+        500: (N_("Something went wrong"), N_("Sorry: we could not finish that. Please try again.")),
+    }
+    for error, (title, message) in pages.items():
+        status = 400 if error is CSRFError else error
 
-    app.register_error_handler(
-        404, lambda e: page(404, "Not found", "There is nothing at this address.")
-    )
-    app.register_error_handler(
-        405, lambda e: page(405, "Not allowed", "This page cannot be used that way.")
-    )
-    app.register_error_handler(
-        CSRFError,
-        lambda e: page(
-            400,
-            "Form expired",
-            "The form was open too long or came from elsewhere. Please try again.",
-        ),
-    )
-    app.register_error_handler(
-        500,
-        lambda e: page(
-            500, "Something went wrong", "Sorry: we could not finish that. Please try again."
-        ),
-    )
+        def handler(e, title=title, message=message, status=status):
+            return render_template("error.html", title=title, message=message), status
+
+        app.register_error_handler(error, handler)

@@ -4,8 +4,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, session, url_for
+from flask_babel import gettext as _
 
 from .forms import AddToCartForm, CartLineForm
+from .i18n import N_
 
 bp = Blueprint("catalog", __name__)
 
@@ -25,43 +27,43 @@ class Product:
 PRODUCTS = (
     Product(
         "mug",
-        "Ledger mug",
-        "A 330 ml stoneware mug for long reconciliation nights.",
+        N_("Ledger mug"),
+        N_("A 330 ml stoneware mug for long reconciliation nights."),
         Decimal("12.50"),
         "img/mug.svg",
     ),
     Product(
         "tee",
-        "Hash T-shirt",
-        "Organic cotton, printed with the IPN checksum formula.",
+        N_("Hash T-shirt"),
+        N_("Organic cotton, printed with the IPN checksum formula."),
         Decimal("24.00"),
         "img/tee.svg",
     ),
     Product(
         "cap",
-        "Block cap",
-        "Six panels, one for each confirmation you wait for.",
+        N_("Block cap"),
+        N_("Six panels, one for each confirmation you wait for."),
         Decimal("18.90"),
         "img/cap.svg",
     ),
     Product(
         "notebook",
-        "Dot notebook",
-        "A5, 120 pages, for writing down order UIDs by hand.",
+        N_("Dot notebook"),
+        N_("A5, 120 pages, for writing down order UIDs by hand."),
         Decimal("9.75"),
         "img/notebook.svg",
     ),
     Product(
         "hoodie",
-        "Sandbox hoodie",
-        "Warm enough for a server room; pockets for two hardware keys.",
+        N_("Sandbox hoodie"),
+        N_("Warm enough for a server room; pockets for two hardware keys."),
         Decimal("49.00"),
         "img/hoodie.svg",
     ),
     Product(
         "stickers",
-        "Sticker pack",
-        "Twelve vinyl stickers: statuses from new to done.",
+        N_("Sticker pack"),
+        N_("Twelve vinyl stickers: statuses from new to done."),
         Decimal("4.20"),
         "img/stickers.svg",
     ),
@@ -120,13 +122,13 @@ def index():
 def add_to_cart():
     form = AddToCartForm()
     if not form.validate_on_submit():
-        flash("Choose a quantity from 1 to 99.", "error")
+        flash(_("Choose a quantity from 1 to 99."), "error")
         return redirect(url_for("catalog.index"))
     product = get_product(form.product_id.data)
     quantities = cart_quantities()
     quantities[product.id] = min(MAX_QUANTITY, quantities.get(product.id, 0) + form.quantity.data)
     save_cart(quantities)
-    flash(f"{product.name} is in your cart.", "success")
+    flash(_("%(name)s is in your cart.", name=_(product.name)), "success")
     return redirect(url_for("catalog.cart"))
 
 
@@ -150,13 +152,13 @@ def update_cart():
     """Change a line's quantity, or remove it (the remove button, or quantity 0)."""
     form = CartLineForm()
     if not form.validate_on_submit():
-        flash("Choose a quantity from 0 to 99.", "error")
+        flash(_("Choose a quantity from 0 to 99."), "error")
         return redirect(url_for("catalog.cart"))
     product = get_product(form.product_id.data)
     quantities = cart_quantities()
     if form.remove.data or form.quantity.data == 0:
         quantities.pop(product.id, None)
-        flash(f"{product.name} was removed.", "success")
+        flash(_("%(name)s was removed.", name=_(product.name)), "success")
     else:
         quantities[product.id] = form.quantity.data
     save_cart(quantities)

@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
 from . import config, orders
@@ -24,17 +25,18 @@ from .catalog import cart_lines, empty_cart
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
 from .forms import requisite_form_class
-from .pricing import Quote, RouteDataError, plain, quote
+from .i18n import N_, current_lang, money
+from .pricing import Quote, RouteDataError, quote
 from .reconcile import due_for_poll, refresh_order
 
 bp = Blueprint("checkout", __name__)
 
 ROUTE_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
-LANGS = ("en", "ru")
+LANG_BLOCK = re.compile(r"##([a-z]{2})##(.*?)(?=##)", re.DOTALL)
 PROBLEM_TEXT = {
-    "below_min": "Your total is below this route's minimum of {limit} {symbol}.",
-    "above_max": "Your total is above this route's maximum of {limit} {symbol}.",
-    "above_reserve": "The exchanger's reserve ({limit}) cannot cover this amount right now.",
+    "below_min": N_("Your total is below this route's minimum of %(limit)s %(symbol)s."),
+    "above_max": N_("Your total is above this route's maximum of %(limit)s %(symbol)s."),
+    "above_reserve": N_("The exchanger's reserve (%(limit)s) cannot cover this amount right now."),
 }
 
 
@@ -42,13 +44,19 @@ def exchanger():
     return current_app.extensions["exchanger"]
 
 
-def buyer_lang():
-    return request.accept_languages.best_match(LANGS) or "en"
+def instructions_for(route, lang):
+    """The route's createOrder instruction in lang, from the platform's '##en##...##ru##...##'."""
+    for item in route.get("instructions") or []:
+        content = item.get("content") if isinstance(item, dict) else None
+        if item.get("step") == "createOrder" and isinstance(content, str):
+            blocks = dict(LANG_BLOCK.findall(content))
+            return blocks.get(lang) or blocks.get("en") or (None if "##" in content else content)
+    return None
 
 
 def problem_text(problem, route):
     kind, limit = problem
-    return PROBLEM_TEXT[kind].format(limit=plain(limit), symbol=route["from"].get("symbol", ""))
+    return _(PROBLEM_TEXT[kind], limit=money(limit), symbol=route["from"].get("symbol", ""))
 
 
 def payout_values(route):
@@ -65,7 +73,7 @@ def payout_values(route):
 def offers(total):
     """The routes into the settlement currency, each with its quote or why it cannot be used."""
     settlement = current_app.config["SETTLEMENT_XML"]
-    lang = buyer_lang()
+    lang = current_lang()
     found = []
     for summary in exchanger().routes():
         if summary.get("isShowWeb") is False or (summary.get("to") or {}).get("xml") != settlement:
@@ -99,14 +107,14 @@ def choose_route():
     """Pick how to pay: every route into the settlement currency, with rate and amount to send."""
     lines, total = cart_lines()
     if not lines:
-        flash("Your cart is empty.", "error")
+        flash(_("Your cart is empty."), "error")
         return redirect(url_for("catalog.cart"))
     try:
         found = offers(total)
     except ExchangerError as exc:
         current_app.logger.warning("route list failed: %s", exc.message)
         return unavailable(
-            "We cannot reach the payment service right now.", url_for("checkout.choose_route")
+            _("We cannot reach the payment service right now."), url_for("checkout.choose_route")
         )
     return render_template(
         "checkout/routes.html",
@@ -121,7 +129,7 @@ def load_route(route_id):
     if not ROUTE_ID.match(route_id):
         abort(404)
     try:
-        route = exchanger().route(route_id, buyer_lang())
+        route = exchanger().route(route_id, current_lang())
     except ExchangerRejected as exc:
         if exc.route_unavailable:
             abort(404)
@@ -153,6 +161,7 @@ class RequisitePage:
             problem=problem,
             total=self.total,
             currency=current_app.config["SETTLEMENT_XML"],
+            instructions=instructions_for(self.route, current_lang()),
         ), status
 
 
@@ -166,19 +175,19 @@ def requisites(route_id):
             return redirect(url_for("checkout.pay", token=earlier["token"]))
     lines, total = cart_lines()
     if not lines:
-        flash("Your cart is empty.", "error")
+        flash(_("Your cart is empty."), "error")
         return redirect(url_for("catalog.cart"))
     try:
         route = load_route(route_id)
         offer = quote(route, total)
     except ExchangerError:
         return unavailable(
-            "We cannot reach the payment service right now.",
+            _("We cannot reach the payment service right now."),
             url_for("checkout.requisites", route_id=route_id),
         )
     except RouteDataError:
         return unavailable(
-            "This payment method is misconfigured at the exchanger.",
+            _("This payment method is misconfigured at the exchanger."),
             url_for("checkout.choose_route"),
         )
     form_class, fields = requisite_form_class(route)
@@ -209,7 +218,7 @@ def draft_for(page):
     return {
         "token": secrets.token_urlsafe(16),
         "checkout_key": page.form.checkout_key.data,
-        "lang": buyer_lang(),
+        "lang": current_lang(),
         "currency": current_app.config["SETTLEMENT_XML"],
         "price": str(page.total),
         "route_id": page.route["routeId"],
@@ -265,7 +274,7 @@ def place_order(page):
         orders.record_create_error(db, order["id"], exc.message, final=not exc.may_have_acted)
         current_app.logger.warning("order/create for order %s failed: %s", order["id"], exc.message)
         return unavailable(
-            "The payment service did not answer. Nothing has been charged; please try again.",
+            _("The payment service did not answer. Nothing has been charged; please try again."),
             url_for("checkout.requisites", route_id=page.route["routeId"]),
         )
     orders.record_created(db, order["id"], created)
@@ -280,11 +289,13 @@ def rejected(page, exc):
     if name:
         page.form[name].errors = [
             *page.form[name].errors,
-            "The exchanger did not accept this value.",
+            _("The exchanger did not accept this value."),
         ]
     else:
         flash(
-            "The exchanger could not take this order. Please check the details or choose another way to pay.",
+            _(
+                "The exchanger could not take this order. Please check the details or choose another way to pay."
+            ),
             "error",
         )
     # The failed order keeps its key; a corrected form is a new order.
@@ -311,11 +322,13 @@ def order_return(token):
         refresh_order(order)
         order = orders.get_order_by_token(token)
     claimed = request.args.get("status", "")
+    state = orders.payment_state(order)
     return render_template(
         "checkout/return.html",
         order=order,
         items=orders.get_items(order["id"]),
-        state=orders.payment_state(order),
+        state=state,
+        state_label=orders.STATE_LABELS[state],
         final=orders.is_final(order),
         claimed=claimed if claimed in ("success", "error") else None,
     )
@@ -328,9 +341,11 @@ def order_status(token):
     if due_for_poll(order, current_app.config["STATUS_POLL_SECONDS"]):
         refresh_order(order)
         order = orders.get_order_by_token(token)
+    state = orders.payment_state(order)
     return jsonify(
         status=order["status"],
-        state=orders.payment_state(order),
+        state=state,
+        label=_(orders.STATE_LABELS[state]),
         final=orders.is_final(order),
         reported_out=order["reported_out"],
     )

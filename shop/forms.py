@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -33,13 +34,15 @@ MAX_REQUISITE_LENGTH = 256
 
 class AddToCartForm(FlaskForm):
     product_id = HiddenField(validators=[DataRequired()])
-    quantity = IntegerField("Quantity", default=1, validators=[InputRequired(), NumberRange(1, 99)])
+    quantity = IntegerField(
+        _l("Quantity"), default=1, validators=[InputRequired(), NumberRange(1, 99)]
+    )
 
 
 class CartLineForm(FlaskForm):
     product_id = HiddenField(validators=[DataRequired()])
-    quantity = IntegerField("Quantity", validators=[InputRequired(), NumberRange(0, 99)])
-    remove = SubmitField("Remove")
+    quantity = IntegerField(_l("Quantity"), validators=[InputRequired(), NumberRange(0, 99)])
+    remove = SubmitField(_l("Remove"))
 
 
 class ButtonForm(FlaskForm):
@@ -59,7 +62,7 @@ class RouteRegexp:
         except re.error:
             # A pattern Python cannot read is left to the exchanger, which checks every value.
             self.regex = None
-        self.message = message or "This value is not valid."
+        self.message = message or _l("This value is not valid.")
 
     def __call__(self, form, field):
         if self.regex is not None and field.data and not self.regex.search(field.data):
@@ -80,8 +83,8 @@ class RequisiteForm(FlaskForm):
     # Random per rendered form: a second submit of the same form finds the first's order.
     checkout_key = HiddenField(validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
     agreement = BooleanField(
-        "I agree to the exchanger's terms of service and to the shop's terms of sale",
-        validators=[DataRequired("Please accept the terms to continue.")],
+        _l("I agree to the exchanger's terms of service and to the shop's terms of sale"),
+        validators=[DataRequired(_l("Please accept the terms to continue."))],
     )
 
 
@@ -89,12 +92,12 @@ def route_field(definition):
     """A WTForms field for one route field: a select when it has options, text otherwise."""
     label = str(definition.get("name") or "Value")
     required = bool(definition.get("required"))
-    checks = [InputRequired(f"{label} is required.") if required else Optional()]
+    checks = [InputRequired(_l("%(label)s is required.", label=label)) if required else Optional()]
     checks.append(Length(max=MAX_REQUISITE_LENGTH))
     render = {"placeholder": str(definition.get("placeholder") or ""), "autocomplete": "off"}
     options = definition.get("options")
     if isinstance(options, list) and options:
-        choices = [SelectChoice("", "Choose…")] + [
+        choices = [SelectChoice("", _l("Choose…"))] + [
             SelectChoice(str(o.get("value")), str(o.get("name") or o.get("value")))
             for o in options
             if isinstance(o, dict)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from flask import abort
 
 from .db import get_db, now, transaction
+from .i18n import N_
 
 EXCHANGER_STATUSES = (
     "new",
@@ -41,6 +42,18 @@ STATE_OF = {
 STATES = ("pending", "processing", "paid", "failed", "refunded", "cancelled", "review")
 # What set_status answers, plus the IPN endpoint's own 'received' (logged) and 'rejected'.
 IPN_OUTCOMES = ("applied", "unchanged", "duplicate", "stale", "final", "rejected", "received")
+
+
+# The states in words, for buyers (translated where shown).
+STATE_LABELS = {
+    "pending": N_("waiting for payment"),
+    "processing": N_("payment received, being processed"),
+    "paid": N_("paid"),
+    "failed": N_("failed"),
+    "refunded": N_("refunded"),
+    "cancelled": N_("cancelled"),
+    "review": N_("being checked by the shop"),
+}
 
 
 def payment_state(order):

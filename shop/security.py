@@ -4,6 +4,8 @@ from urllib.parse import urlsplit
 
 from flask import current_app, render_template, request
 
+from .i18n import N_
+
 
 def origin(url):
     parts = urlsplit(url)
@@ -38,7 +40,7 @@ def guard_redirect(response):
     if foreign or "\\" in location:
         current_app.logger.error("refused a redirect from %s to %s", request.path, location[:200])
         page = render_template(
-            "error.html", title="Not allowed", message="That link leads off this site."
+            "error.html", title=N_("Not allowed"), message=N_("That link leads off this site.")
         )
         return current_app.make_response((page, 400))
     return response

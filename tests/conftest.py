@@ -3,6 +3,7 @@
 import ipaddress
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,6 +13,16 @@ from app import create_app
 from tests.servers import LiveServer
 
 API = "/service/api/v1/"
+
+
+def pytest_sessionstart(session):
+    """Compile the message catalogues, as `make test` does, so plain `pytest` works too."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in Path(__file__).parents[1].glob("translations/*/LC_MESSAGES/messages.po"):
+        with po.open("rb") as source, po.with_suffix(".mo").open("wb") as target:
+            write_mo(target, read_po(source))
 
 
 # -- no network beyond this machine ----------------------------------------------------------

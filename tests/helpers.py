@@ -44,10 +44,10 @@ def hidden_inputs(html):
     return found
 
 
-def place_order(client, route_id=BTC_ROUTE, product="mug", quantity=1):
+def place_order(client, route_id=BTC_ROUTE, product="mug", quantity=1, headers=None):
     """Buy through the test client (CSRF off): returns the payment page URL it redirects to."""
     client.post("/cart/add", data={"product_id": product, "quantity": str(quantity)})
-    page = client.get(f"/checkout/{route_id}").get_data(as_text=True)
+    page = client.get(f"/checkout/{route_id}", headers=headers).get_data(as_text=True)
     key = hidden_inputs(page)["checkout_key"]
     answer = client.post(
         f"/checkout/{route_id}",
@@ -57,6 +57,7 @@ def place_order(client, route_id=BTC_ROUTE, product="mug", quantity=1):
             "routeValues_0": "buyer@example.com",
             "agreement": "y",
         },
+        headers=headers,
     )
     assert answer.status_code == 302, answer.get_data(as_text=True)
     return answer.location

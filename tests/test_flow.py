@@ -56,11 +56,12 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
     back = re.search(r'id="back-to-shop" href="([^"]+)"', done_page).group(1).replace("&amp;", "&")
     assert back == f"{shop}/orders/{order['token']}/return?status=success"
     returned = buyer.get(back, timeout=10).text
-    assert 'id="state">paid<' in returned and "Hash T-shirt" in returned
+    assert 'data-state="paid"' in returned and "Hash T-shirt" in returned
     status = buyer.get(f"{shop}/orders/{order['token']}/status", timeout=10).json()
     assert status == {
         "status": "done",
         "state": "paid",
+        "label": "paid",
         "final": True,
         "reported_out": order["reported_out"],
     }
@@ -76,6 +77,6 @@ def test_a_lost_ipn_is_made_good_by_the_return_page(sandbox_server, shop_server)
     sandbox_server.wait_ipns()
     assert shop_server.query("SELECT status FROM orders")[0]["status"] == "new"
     page = buyer.get(f"{shop}/orders/{order['token']}/return?status=success", timeout=10).text
-    assert 'id="state">paid<' in page
+    assert 'data-state="paid"' in page
     history = shop_server.query("SELECT new_status, source FROM status_history ORDER BY id")
     assert history[-1] == {"new_status": "done", "source": "poll"}

@@ -4,6 +4,6 @@ document.addEventListener("DOMContentLoaded", function () {
   if (!form) return;
   form.addEventListener("submit", function () {
     var button = document.getElementById("place-order");
-    window.setTimeout(function () { button.disabled = true; button.textContent = "Creating your order…"; }, 0);
+    window.setTimeout(function () { button.disabled = true; button.textContent = button.dataset.busy; }, 0);
   });
 });

@@ -8,7 +8,8 @@
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (data) {
         if (data) {
-          document.getElementById("state").textContent = data.state;
+          document.getElementById("state").textContent = data.label;
+          box.dataset.state = data.state;
           document.getElementById("status").textContent = data.status;
           box.className = "order-status state-" + data.state;
           if (data.final) {

@@ -52,6 +52,7 @@ def test_a_buyer_checks_out_pays_and_sees_the_order_paid(
     page.get_by_role("link", name="Return to the shop").click()
 
     expect(page.get_by_role("heading", name="Your order")).to_be_visible()
+    expect(page.locator("#order-status")).to_have_attribute("data-state", "paid")
     expect(page.locator("#state")).to_have_text("paid")
     expect(page.locator("#claimed")).to_contain_text("success")
     screenshot("return-page")
@@ -72,10 +73,11 @@ def test_the_return_page_updates_itself_when_the_ipn_arrives(
 
     (order,) = shop_server.query("SELECT token, exchanger_uid FROM orders")
     page.goto(f"{shop_server.url}/orders/{order['token']}/return")
-    expect(page.locator("#state")).to_have_text("pending")
+    expect(page.locator("#state")).to_have_text("waiting for payment")
     screenshot("pending")
     sandbox_server.set_status(order["exchanger_uid"], "done")
     # No reload: the page's own polling shows the change.
-    expect(page.locator("#state")).to_have_text("paid", timeout=20_000)
+    expect(page.locator("#order-status")).to_have_attribute("data-state", "paid", timeout=20_000)
+    expect(page.locator("#state")).to_have_text("paid")
     expect(page.locator("#polling")).to_be_hidden()
     screenshot("paid-without-reload")

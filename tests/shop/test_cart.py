@@ -9,7 +9,9 @@ from tests.helpers import hidden_inputs
 
 
 def total(client):
-    match = re.search(r'id="cart-total">([\d.]+)', client.get("/cart").get_data(as_text=True))
+    match = re.search(
+        r'id="cart-total" data-total="([\d.]+)"', client.get("/cart").get_data(as_text=True)
+    )
     return match.group(1) if match else None
 
 

@@ -1,0 +1,94 @@
+"""The buyer's language (English or Russian): chosen in the switcher, else the browser's."""
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from babel.numbers import format_decimal
+from flask import Blueprint, redirect, request, session, url_for
+from flask_babel import Babel, get_locale
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, SelectChoice, SelectField
+
+# The platform's `lang` takes exactly these.
+LANGUAGES = ("en", "ru")
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
+
+bp = Blueprint("i18n", __name__)
+
+
+class LanguageForm(FlaskForm):
+    # Each language named in itself, so a buyer finds theirs whatever the page's language.
+    lang = SelectField(choices=[SelectChoice("en", "English"), SelectChoice("ru", "Русский")])
+    next = HiddenField()
+
+
+babel = Babel()
+
+
+def N_(text):
+    """Marks a string for the translation catalogue where it is defined; _() runs where it is shown."""
+    return text
+
+
+def select_locale():
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def current_lang():
+    """The buyer's language code, as the exchanger's `lang` and payment URL take it."""
+    return get_locale().language
+
+
+def money(value):
+    """An amount in the buyer's number format, with exactly the decimals it has.
+
+    12.50 stays 12.50 (12,50 in ru) and 0.00040467 keeps all eight: amounts are never rounded
+    for display, or the buyer would send the wrong sum.
+    """
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    places = max(0, -number.as_tuple().exponent)
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    return format_decimal(number, format=pattern, locale=current_lang())
+
+
+def same_site_path(target):
+    parts = urlsplit(target or "")
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+    ):
+        return url_for("catalog.index")
+    return target
+
+
+@bp.post("/language")
+def choose_language():
+    """The switcher: remember the choice in the session, then go back to the page."""
+    form = LanguageForm()
+    if form.validate_on_submit():
+        session["lang"] = form.lang.data
+    return redirect(same_site_path(form.next.data))
+
+
+def init_app(app):
+    babel.init_app(
+        app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS)
+    )
+    app.jinja_env.filters["money"] = money
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def language_switch():
+        return {"languages": LANGUAGES, "lang": current_lang(), "language_form": LanguageForm()}
