@@ -15,10 +15,10 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# A random secret key, made once: the shop refuses to start with the default one.
-instance/config.py:
+# A random secret key and console password, made once: the shop refuses the default key.
+instance/config.py: $(VENV)/.runtime
 	mkdir -p instance
-	$(BIN)/python -c "import secrets; print(f'SECRET_KEY = {secrets.token_hex(32)!r}')" > $@
+	$(BIN)/python scripts/make_instance_config.py $@
 
 # Message catalogues are compiled here, never committed as binaries.
 translations: $(VENV)/.runtime
