@@ -149,6 +149,11 @@ def receiver():
 # -- the shop --------------------------------------------------------------------------------
 
 
+# Port 1 never has a server: the embedded sandbox's IPNs to it are lost, whatever else runs
+# here (a `make run` on port 5000, say).
+UNREACHABLE_SHOP = "http://127.0.0.1:1"
+
+
 @pytest.fixture
 def app(tmp_path):
     """The shop with the embedded sandbox, for the Flask test client (CSRF off)."""
@@ -156,6 +161,7 @@ def app(tmp_path):
         {
             "TESTING": True,
             "SECRET_KEY": "test",
+            "PUBLIC_URL": UNREACHABLE_SHOP,
             "DATABASE": str(tmp_path / "shop.sqlite"),
             "WTF_CSRF_ENABLED": False,
             "SANDBOX": {"BACKGROUND": False},

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from app import create_app
+from tests.conftest import UNREACHABLE_SHOP
 from tests.helpers import hidden_inputs
 
 
@@ -81,7 +82,12 @@ def test_checkout_with_an_empty_cart_goes_back_to_the_cart(client):
 @pytest.fixture
 def csrf_client(tmp_path):
     app = create_app(
-        {"TESTING": True, "DATABASE": str(tmp_path / "s.sqlite"), "SANDBOX": {"BACKGROUND": False}}
+        {
+            "TESTING": True,
+            "PUBLIC_URL": UNREACHABLE_SHOP,
+            "DATABASE": str(tmp_path / "s.sqlite"),
+            "SANDBOX": {"BACKGROUND": False},
+        }
     )
     return app.test_client()
 

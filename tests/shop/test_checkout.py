@@ -91,7 +91,7 @@ def test_a_valid_checkout_creates_one_order_and_redirects_to_the_payment_page(ap
     (order,) = rows(app, "SELECT * FROM orders")
     assert (
         location
-        == f"http://127.0.0.1:5000/sandbox/en/payment/{order['exchanger_uid']}/{order['exchanger_secret']}"
+        == f"http://127.0.0.1:1/sandbox/en/payment/{order['exchanger_uid']}/{order['exchanger_secret']}"
     )
     assert (
         order["status"] == "new"
@@ -117,9 +117,9 @@ def test_what_the_exchanger_was_sent(app, client):
     place_order(client)
     (order,) = rows(app, "SELECT * FROM orders")
     (payload,) = sent
-    assert payload["clientCallbackUrl"] == f"http://127.0.0.1:5000/orders/{order['token']}/return"
+    assert payload["clientCallbackUrl"] == f"http://127.0.0.1:1/orders/{order['token']}/return"
     assert (
-        payload["ipnUrl"] == "http://127.0.0.1:5000/ipn"
+        payload["ipnUrl"] == "http://127.0.0.1:1/ipn"
         and payload["ipnSecret"] == order["ipn_secret"]
     )
     assert (

@@ -9,6 +9,7 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from shop.db import connect
+from tests.conftest import UNREACHABLE_SHOP
 from tests.helpers import hidden_inputs, query
 
 PASSWORD = "correct horse battery"
@@ -20,6 +21,7 @@ def console_app(tmp_path):
         {
             "TESTING": True,
             "SECRET_KEY": "test",
+            "PUBLIC_URL": UNREACHABLE_SHOP,
             "DATABASE": str(tmp_path / "shop.sqlite"),
             "SANDBOX": {"BACKGROUND": False},
             "CONSOLE_PASSWORD_HASH": generate_password_hash(PASSWORD),

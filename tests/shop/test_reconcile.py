@@ -29,7 +29,7 @@ def order(app, client):
 
 
 def test_a_lost_ipn_is_made_good_and_a_second_run_changes_nothing(app, order):
-    # The embedded sandbox's IPNs go to 127.0.0.1:5000, where nothing listens here: all lost.
+    # The embedded sandbox's IPNs go to 127.0.0.1:1, where nothing ever listens: all lost.
     sandbox_call(
         app, "POST", "order/set-status", {"orderUID": order["exchanger_uid"], "status": "done"}
     )
