@@ -20,7 +20,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
-from . import config, orders
+from . import config, orders, routecache
 from .catalog import cart_lines, empty_cart
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
@@ -71,16 +71,20 @@ def payout_values(route):
 
 
 def offers(total):
-    """The routes into the settlement currency, each with its quote or why it cannot be used."""
+    """The routes into the settlement currency with their quotes, and whether any was stale.
+
+    Served from the shared route cache: a warm page asks the exchanger nothing.
+    """
     settlement = current_app.config["SETTLEMENT_XML"]
     lang = current_lang()
-    found = []
-    for summary in exchanger().routes():
+    listed = routecache.routes()
+    found, stale = [], listed.stale
+    for summary in listed.value:
         if summary.get("isShowWeb") is False or (summary.get("to") or {}).get("xml") != settlement:
             continue
         try:
-            route = exchanger().route(summary["routeId"], lang)
-            offer = quote(route, total)
+            cached = routecache.route(summary["routeId"], lang)
+            offer = quote(cached.value, total)
         except ExchangerRejected as exc:
             if not exc.route_unavailable:
                 raise
@@ -88,6 +92,8 @@ def offers(total):
         except RouteDataError as exc:
             current_app.logger.warning("route %s has unusable numbers: %s", summary["routeId"], exc)
             continue
+        route = cached.value
+        stale = stale or cached.stale
         if payout_values(route) is None:
             current_app.logger.error(
                 "PAYOUT_VALUES lacks a required to-field of route %s", summary["routeId"]
@@ -95,7 +101,7 @@ def offers(total):
             continue
         problem = problem_text(offer.problem, route) if offer.problem else None
         found.append({"route": route, "quote": offer, "problem": problem})
-    return found
+    return found, stale
 
 
 def unavailable(message, retry_url):
@@ -110,7 +116,7 @@ def choose_route():
         flash(_("Your cart is empty."), "error")
         return redirect(url_for("catalog.cart"))
     try:
-        found = offers(total)
+        found, stale = offers(total)
     except ExchangerError as exc:
         current_app.logger.warning("route list failed: %s", exc.message)
         return unavailable(
@@ -119,17 +125,18 @@ def choose_route():
     return render_template(
         "checkout/routes.html",
         offers=found,
+        stale=stale,
         total=total,
         currency=current_app.config["SETTLEMENT_XML"],
     )
 
 
-def load_route(route_id):
-    """The route's definition, read fresh so a stale rate never reaches order/create."""
+def load_route(route_id, fresh):
+    """The route's definition: cached for showing the form, fresh for creating the order."""
     if not ROUTE_ID.match(route_id):
         abort(404)
     try:
-        route = exchanger().route(route_id, current_lang())
+        route = routecache.route(route_id, current_lang(), fresh=fresh).value
     except ExchangerRejected as exc:
         if exc.route_unavailable:
             abort(404)
@@ -178,7 +185,8 @@ def requisites(route_id):
         flash(_("Your cart is empty."), "error")
         return redirect(url_for("catalog.cart"))
     try:
-        route = load_route(route_id)
+        # A submit re-reads the route, so the amount is computed at the exchanger's current rate.
+        route = load_route(route_id, fresh=request.method == "POST")
         offer = quote(route, total)
     except ExchangerError:
         return unavailable(

@@ -27,6 +27,8 @@ DEFAULTS = {
     # never answered may wait for an IPN to identify it before it is marked failed.
     "RECONCILE_CONCURRENCY": 8,
     "DRAFT_TIMEOUT_MINUTES": 60,
+    # How long route lists and definitions are served from the shared cache before a refresh.
+    "ROUTE_CACHE_SECONDS": 60,
     # Werkzeug hash of the merchant console's password (flask console password); None = off.
     "CONSOLE_PASSWORD_HASH": None,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).

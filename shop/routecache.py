@@ -1,0 +1,108 @@
+"""The exchanger's routes, cached in the database for ROUTE_CACHE_SECONDS and shared by workers.
+
+A warm checkout page asks the exchanger nothing. When an entry is older than the TTL, one
+worker refreshes it (it takes a short lease) while the others keep serving the old value; when
+the exchanger is down or slow, the old value is served with a notice. Creating an order never
+uses the cache: it reads its route fresh, so a stale rate never reaches order/create.
+"""
+
+import json
+import time
+from decimal import Decimal
+
+from flask import current_app
+
+from .db import get_db, transaction
+from .exchanger import ExchangerRejected, ExchangerUnavailable
+
+LEASE_SECONDS = 30
+
+
+class Cached:
+    """A value from the cache, and whether it is older than the exchanger's last answer should be."""
+
+    def __init__(self, value, stale):
+        self.value = value
+        self.stale = stale
+
+
+def _row(db, key):
+    return db.execute("SELECT * FROM route_cache WHERE key = ?", (key,)).fetchone()
+
+
+def _claim(db, key, now):
+    """Take the refresh lease for key; False when another worker holds it."""
+    with transaction(db):
+        cursor = db.execute(
+            "UPDATE route_cache SET refreshing_until = ? WHERE key = ? AND refreshing_until < ?",
+            (now + LEASE_SECONDS, key, now),
+        )
+    return cursor.rowcount == 1
+
+
+def store(key, value):
+    """Put a fresh value in the cache (also used after a fresh read at order creation)."""
+    db = get_db()
+    with transaction(db):
+        db.execute(
+            "INSERT INTO route_cache (key, value, fetched_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+            " fetched_at = excluded.fetched_at, refreshing_until = 0, failed_at = NULL",
+            (key, json.dumps(value, default=str), time.time()),
+        )
+
+
+def forget(key):
+    db = get_db()
+    with transaction(db):
+        db.execute("DELETE FROM route_cache WHERE key = ?", (key,))
+
+
+def get(key, fetch):
+    """The cached value for key, fetching it when missing or expired; a Cached."""
+    db = get_db()
+    row = _row(db, key)
+    now = time.time()
+    if row is not None:
+        value = json.loads(row["value"], parse_float=Decimal)
+        fresh = now - row["fetched_at"] < current_app.config["ROUTE_CACHE_SECONDS"]
+        if fresh or not _claim(db, key, now):
+            return Cached(value, stale=row["failed_at"] is not None)
+    try:
+        value = fetch()
+    except ExchangerUnavailable:
+        if row is None:
+            raise
+        with transaction(db):
+            db.execute(
+                "UPDATE route_cache SET failed_at = ?, refreshing_until = 0 WHERE key = ?",
+                (now, key),
+            )
+        current_app.logger.warning("serving cached %s: the exchanger did not answer", key)
+        return Cached(value, stale=True)
+    store(key, value)
+    return Cached(value, stale=False)
+
+
+def exchanger():
+    return current_app.extensions["exchanger"]
+
+
+def routes():
+    """route/get, cached: a Cached list of route summaries."""
+    return get("routes", exchanger().routes)
+
+
+def route(route_id, lang, fresh=False):
+    """route/get/one, cached unless fresh=True (order creation), which also refreshes the cache."""
+    key = f"route:{route_id}:{lang}"
+    try:
+        if not fresh:
+            return get(key, lambda: exchanger().route(route_id, lang))
+        value = exchanger().route(route_id, lang)
+    except ExchangerRejected as exc:
+        if exc.route_unavailable:
+            forget(key)
+        raise
+    store(key, value)
+    return Cached(value, stale=False)
