@@ -29,6 +29,8 @@ DEFAULTS = {
     "DRAFT_TIMEOUT_MINUTES": 60,
     # How long route lists and definitions are served from the shared cache before a refresh.
     "ROUTE_CACHE_SECONDS": 60,
+    # Add a Server-Timing header (time waited on the exchanger) to every answer: benchmarks.
+    "SERVER_TIMING": False,
     # Werkzeug hash of the merchant console's password (flask console password); None = off.
     "CONSOLE_PASSWORD_HASH": None,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).

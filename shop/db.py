@@ -1,6 +1,10 @@
 """SQLite access: the only module that opens connections; schema versions applied in order."""
 
+import fcntl
+import os
 import sqlite3
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +16,23 @@ from flask.cli import with_appcontext
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+class Connection(sqlite3.Connection):
+    """A connection with its own handle on DATABASE + ".lock" (flock locks belong to the handle)."""
+
+    def __init__(self, path, **kwargs):
+        super().__init__(path, **kwargs)
+        self.lock_file = open(f"{path}.lock", "a+b")  # noqa: SIM115 - closed with the connection
+
+    def close(self):
+        super().close()
+        self.lock_file.close()
+
+
 def connect(path):
     """A connection in autocommit mode: transactions are opened explicitly, with the lock taken."""
-    db = sqlite3.connect(path, timeout=15, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(
+        path, timeout=15, isolation_level=None, check_same_thread=False, factory=Connection
+    )
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA foreign_keys = ON")
     # An IPN is never sent again: once answered, its effect must survive a power cut.
@@ -23,28 +41,87 @@ def connect(path):
     return db
 
 
+class ThreadConnections(threading.local):
+    """Each thread keeps its connections open across requests.
+
+    Opening a connection costs a file open and three pragmas, and closing the last one to a
+    WAL database checkpoints it: together most of the time of a small request such as an IPN
+    (bench/README.md). A thread serves one request at a time, so a connection is never shared.
+    """
+
+    def __init__(self):
+        self.by_path = OrderedDict()
+
+    def get(self, path):
+        key = (os.getpid(), path)
+        db = self.by_path.pop(key, None) or connect(path)
+        self.by_path[key] = db
+        # A thread that has served several databases (tests, several apps) keeps only a few.
+        while len(self.by_path) > MAX_CONNECTIONS_PER_THREAD:
+            _, oldest = self.by_path.popitem(last=False)
+            oldest.close()
+        return db
+
+
+MAX_CONNECTIONS_PER_THREAD = 4
+_connections = ThreadConnections()
+
+
 def get_db():
     if "db" not in g:
-        g.db = connect(current_app.config["DATABASE"])
+        g.db = _connections.get(current_app.config["DATABASE"])
     return g.db
 
 
 def close_db(e=None):
+    """End of request: the connection stays open for the thread's next one, with no transaction."""
     db = g.pop("db", None)
-    if db is not None:
-        db.close()
+    if db is not None and db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 @contextmanager
-def transaction(db):
-    """BEGIN IMMEDIATE takes the write lock before reading, so read-then-write cannot race."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+def transaction(db, durable=True):
+    """BEGIN IMMEDIATE takes the write lock before reading, so read-then-write cannot race.
+
+    Inside another transaction it simply joins it, so callers can make several changes atomic
+    (an IPN's status change and its log line). durable=False skips the fsync of this commit:
+    in WAL mode the next durable commit flushes it too, so use it only for writes that are
+    followed by a durable one before anyone is answered (the IPN log's first line).
+    """
+    if db.in_transaction:
         yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+        return
+    # SQLite takes a change of synchronous only outside a transaction.
+    if not durable:
+        db.execute("PRAGMA synchronous = NORMAL")
+    try:
+        with writer_lock(db):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+    finally:
+        if not durable:
+            db.execute("PRAGMA synchronous = FULL")
+
+
+@contextmanager
+def writer_lock(db):
+    """Writers queue on a file lock next to the database, across threads and processes.
+
+    Without it, a writer that finds the database locked sleeps in SQLite's busy handler (1, 2,
+    5, 10 ms and more) however soon the lock is free; the kernel wakes a flock waiter at once.
+    This took IPN p99 latency from 40 ms to under 10 (bench/README.md).
+    """
+    fcntl.flock(db.lock_file, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(db.lock_file, fcntl.LOCK_UN)
 
 
 def now():

@@ -119,6 +119,7 @@ class ExchangerClient:
         read_retries=2,
         backoff=0.2,
         session=None,
+        observe=None,
     ):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -127,6 +128,8 @@ class ExchangerClient:
         self.read_retries = read_retries
         self.backoff = backoff
         self.session = session or requests.Session()
+        # Called with (path, seconds) after every call, answered or not: timing, counting.
+        self.observe = observe or (lambda path, seconds: None)
         # Connection errors happen before a request is sent, so retrying them is always safe.
         # Nothing else is retried here: reads are retried below, re-signed; writes never.
         safe = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.1)
@@ -224,6 +227,7 @@ class ExchangerClient:
             headers["apikey"] = self.api_key
             headers["hash"] = api_signature({**query, **(body or {})}, self.api_secret)
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False) if body else None
+        started = time.perf_counter()
         try:
             response = self.session.request(
                 method,
@@ -238,6 +242,8 @@ class ExchangerClient:
             raise ExchangerUnavailable(
                 f"{path}: {type(exc).__name__}", may_have_acted=not _nothing_sent(exc)
             ) from exc
+        finally:
+            self.observe(path, time.perf_counter() - started)
         return self._unwrap(path, response)
 
     def _unwrap(self, path, response):

@@ -1,8 +1,8 @@
-"""Headers every page carries, and a last check that no redirect leaves the site."""
+"""Headers every page carries, a last check that no redirect leaves the site, Server-Timing."""
 
 from urllib.parse import urlsplit
 
-from flask import current_app, render_template, request
+from flask import current_app, g, has_request_context, render_template, request
 
 from .i18n import N_
 
@@ -56,5 +56,24 @@ def add_headers(response):
     return response
 
 
+def record_exchanger_call(path, seconds):
+    """The exchanger client's observer: time and count its calls for this request."""
+    if has_request_context():
+        g.exchanger_calls = g.get("exchanger_calls", 0) + 1
+        g.exchanger_seconds = g.get("exchanger_seconds", 0.0) + seconds
+
+
+def server_timing(response):
+    """Server-Timing: how long this request waited on the exchanger, and how often (benchmarks)."""
+    if current_app.config["SERVER_TIMING"]:
+        calls, seconds = g.get("exchanger_calls", 0), g.get("exchanger_seconds", 0.0)
+        response.headers["Server-Timing"] = (
+            f'exchanger;dur={seconds * 1000:.2f};desc="{calls} calls"'
+        )
+    return response
+
+
 def init_app(app):
     app.after_request(add_headers)
+    app.after_request(server_timing)
+    app.extensions["exchanger"].observe = record_exchanger_call

@@ -143,3 +143,12 @@ def test_creating_an_order_reads_its_route_fresh(app, cart, calls, monkeypatch):
     (order,) = query(app.config["DATABASE"], "SELECT send_amount FROM orders")
     # (25 + 1 fee) x the doubled rate: the new rate, not the cached one, priced the order.
     assert order["send_amount"] == "0.00080934"
+
+
+def test_server_timing_counts_the_exchanger_calls_of_a_page(app, cart):
+    app.config["SERVER_TIMING"] = True
+    cold = cart.get("/checkout").headers["Server-Timing"]
+    warm = cart.get("/checkout").headers["Server-Timing"]
+    assert 'desc="8 calls"' in cold and 'desc="0 calls"' in warm
+    app.config["SERVER_TIMING"] = False
+    assert "Server-Timing" not in cart.get("/checkout").headers
