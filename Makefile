@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format chromium translations clean
+.PHONY: run test bench lint format chromium wrk translations clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,25 @@ chromium:
 
 test: $(VENV)/.dev chromium translations
 	$(BIN)/pytest
+
+# wrk from Debian drives the load in bench/.
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+		else \
+			echo "wrk is missing: run 'sudo apt-get install -y wrk', then 'make bench' again."; \
+			exit 1; \
+		fi; \
+	fi
+
+# Every benchmark, about 3 minutes; the figures go into bench/README.md by hand.
+bench: $(VENV)/.dev translations wrk
+	$(BIN)/python -m bench.ipn
+	$(BIN)/python -m bench.pages
+	$(BIN)/python -m bench.reconcile
+	$(BIN)/python -m bench.checkout
+	$(BIN)/python -m bench.chaos --orders 1000
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

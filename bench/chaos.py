@@ -254,6 +254,7 @@ def play(chaos, rng):
 def main():
     # Thousands of request lines would bury the result.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("app").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--buyers", type=int, default=8)

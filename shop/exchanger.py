@@ -23,6 +23,7 @@ FIELD_INVALID = 6231546409213868
 ROUTE_UNAVAILABLE = 6801545277215051
 ANTI_FLOOD = 5030000
 NOT_AUTHORISED = 40301
+MAINTENANCE = 5555555555555555
 UID_PATTERN = re.compile(r"^\d{1,12}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9]{8,64}$")
 
@@ -65,7 +66,9 @@ class ExchangerRejected(ExchangerError):
 
     @property
     def retry_after(self):
-        """Seconds the exchanger asks us to wait (anti-flood), or None."""
+        """Seconds to wait before asking again (anti-flood says; maintenance: a guess), or None."""
+        if self.code == MAINTENANCE:
+            return 2.0
         if self.code != ANTI_FLOOD:
             return None
         try:

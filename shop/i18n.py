@@ -1,10 +1,12 @@
 """The buyer's language (English or Russian): chosen in the switcher, else the browser's."""
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from babel.numbers import format_decimal
+from babel import Locale
+from babel.numbers import parse_pattern
 from flask import Blueprint, redirect, request, session, url_for
 from flask_babel import Babel, get_locale
 from flask_wtf import FlaskForm
@@ -55,9 +57,14 @@ def money(value):
         return str(value)
     if not number.is_finite():
         return str(value)
-    places = max(0, -number.as_tuple().exponent)
-    pattern = "#,##0" + ("." + "0" * places if places else "")
-    return format_decimal(number, format=pattern, locale=current_lang())
+    pattern, locale = number_format(max(0, -number.as_tuple().exponent), current_lang())
+    return pattern.apply(number, locale)
+
+
+@lru_cache(maxsize=64)
+def number_format(places, lang):
+    """Babel's parsed pattern for this many decimals, and the locale: parsed once, not per amount."""
+    return parse_pattern("#,##0" + ("." + "0" * places if places else "")), Locale.parse(lang)
 
 
 def same_site_path(target):
