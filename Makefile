@@ -28,30 +28,28 @@ run: $(VENV)/.runtime instance/config.py translations
 	$(BIN)/flask --app app init-db
 	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
 
-# Debian's Chromium for the browser tests; Playwright's own download needs the internet.
-chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+# A Debian package, installed when missing and we are root; otherwise the command to run.
+define debian_package
+	@if ! command -v $(1) >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
 		else \
-			echo "Chromium is missing: run 'sudo apt-get install -y chromium', then 'make test' again."; \
+			echo "$(1) is missing: run 'sudo apt-get install -y $(1)', then 'make $(2)' again."; \
 			exit 1; \
 		fi; \
 	fi
+endef
+
+# Debian's Chromium for the browser tests; Playwright's own download needs the internet.
+chromium:
+	$(call debian_package,chromium,test)
 
 test: $(VENV)/.dev chromium translations
 	$(BIN)/pytest
 
 # wrk from Debian drives the load in bench/.
 wrk:
-	@if ! command -v wrk >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
-		else \
-			echo "wrk is missing: run 'sudo apt-get install -y wrk', then 'make bench' again."; \
-			exit 1; \
-		fi; \
-	fi
+	$(call debian_package,wrk,bench)
 
 # Every benchmark, about 3 minutes; the figures go into bench/README.md by hand.
 bench: $(VENV)/.dev translations wrk

@@ -25,6 +25,29 @@ WRK = shutil.which("wrk")
 PAYOUT = {"65f0c0ffee00000000000d10": "TMerchantPayoutWa11etSandboxDemoXq"}
 
 
+def insert_open_orders(database, orders):
+    """Open orders as checkout leaves them: (exchanger id, uid, secret, ipnSecret) each."""
+    from shop.db import connect, migrate
+
+    migrate(database)
+    db = connect(database)
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
+        " route_id, from_xml, from_name, to_xml, send_amount, requisites, ipn_secret, status,"
+        " exchanger_id, exchanger_uid, exchanger_secret)"
+        " VALUES (?, ?, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'en',"
+        " 'USDTTRC20', '12.50', 'r', 'BTC', 'Bitcoin', 'USDTTRC20', '0.00021012', '[]', ?, 'new',"
+        " ?, ?, ?)",
+        [
+            (f"t{uid}", f"k{uid}", ipn_secret, order_id, uid, secret)
+            for order_id, uid, secret, ipn_secret in orders
+        ],
+    )
+    db.execute("COMMIT")
+    db.close()
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -11,8 +11,8 @@ import os
 import secrets
 from urllib.parse import urlencode
 
-from bench.common import ROOT, Server, report, scratch, shop_env, verdict, wrk
-from shop.db import connect, migrate
+from bench.common import ROOT, Server, insert_open_orders, report, scratch, shop_env, verdict, wrk
+from shop.db import connect
 
 ORDERS = 60_000
 CONNECTIONS = 16
@@ -20,15 +20,13 @@ SECONDS = 5
 
 
 def make_orders(database, count):
-    """Pending orders as checkout leaves them, each with its own ipnSecret; their IPN bodies."""
-    migrate(database)
-    db = connect(database)
-    rows, bodies = [], []
+    """Pending orders, each with its own ipnSecret, and one signed IPN body for each."""
+    orders, bodies = [], []
     for n in range(count):
-        order_id, secret = secrets.token_hex(12), secrets.token_urlsafe(32)
-        rows.append((f"tok{n}", f"key{n}", order_id, 100000 + n, secret))
+        order_id, uid, ipn_secret = secrets.token_hex(12), 100000 + n, secrets.token_urlsafe(32)
+        orders.append((order_id, uid, "S3cretS3cretS3cret", ipn_secret))
         fields = {
-            "orderUID": str(100000 + n),
+            "orderUID": str(uid),
             "orderId": order_id,
             "newStatus": "inProgress",
             "inAmount": "0.00021012",
@@ -37,21 +35,10 @@ def make_orders(database, count):
             "xml_to": "USDTTRC20",
             "timestamp": "1800000000000",
         }
-        signed = ":".join(fields[k] for k in list(fields)[1:]) + ":" + secret
+        signed = ":".join(fields[k] for k in list(fields)[1:]) + ":" + ipn_secret
         fields["hash"] = hashlib.sha256(signed.encode()).hexdigest()
         bodies.append(urlencode(fields))
-    db.execute("BEGIN")
-    db.executemany(
-        "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
-        " route_id, from_xml, from_name, to_xml, send_amount, requisites, ipn_secret, status,"
-        " exchanger_id, exchanger_uid, exchanger_secret)"
-        " VALUES (?, ?, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'en',"
-        " 'USDTTRC20', '12.50', 'r', 'BTC', 'Bitcoin', 'USDTTRC20', '0.00021012', '[]', ?, 'new',"
-        " ?, ?, 'S3cretS3cretS3cret')",
-        [(token, key, secret, order_id, uid) for token, key, order_id, uid, secret in rows],
-    )
-    db.execute("COMMIT")
-    db.close()
+    insert_open_orders(database, orders)
     return bodies
 
 

@@ -13,7 +13,15 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from app import create_app
-from bench.common import PAYOUT, report, sandbox_server, scratch, set_faults, verdict
+from bench.common import (
+    PAYOUT,
+    insert_open_orders,
+    report,
+    sandbox_server,
+    scratch,
+    set_faults,
+    verdict,
+)
 from shop.db import connect
 from shop.reconcile import reconcile_all
 from tests.helpers import btc_order
@@ -36,22 +44,6 @@ def create_at_exchanger(sandbox_url, count):
         return list(pool.map(one, range(count)))
 
 
-def record_in_shop(database, created):
-    db = connect(database)
-    db.execute("BEGIN")
-    db.executemany(
-        "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
-        " route_id, from_xml, from_name, to_xml, send_amount, requisites, ipn_secret, status,"
-        " exchanger_id, exchanger_uid, exchanger_secret)"
-        " VALUES (?, ?, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'en',"
-        " 'USDTTRC20', '12.50', 'r', 'BTC', 'Bitcoin', 'USDTTRC20', '0.01', '[]', 's', 'new',"
-        " ?, ?, ?)",
-        [(f"t{uid}", f"k{uid}", order_id, uid, secret) for order_id, uid, secret in created],
-    )
-    db.execute("COMMIT")
-    db.close()
-
-
 def main():
     with scratch() as folder:
         sandbox = sandbox_server(folder, threads=32)
@@ -67,7 +59,7 @@ def main():
                     "RECONCILE_CONCURRENCY": CONCURRENCY,
                 }
             )
-            record_in_shop(database, created)
+            insert_open_orders(database, [(*order, "unused") for order in created])
             set_faults(sandbox.url, api_latency=[LATENCY, LATENCY])
             with app.app_context():
                 started = time.monotonic()

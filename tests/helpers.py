@@ -44,21 +44,22 @@ def hidden_inputs(html):
     return found
 
 
+def submit_requisites(client, form_page, route_id=BTC_ROUTE, headers=None):
+    """Post the BTC route's form (test client) with valid requisites and the page's checkout key."""
+    data = {
+        "checkout_key": hidden_inputs(form_page)["checkout_key"],
+        "fromValues_0": BTC_ADDRESS,
+        "routeValues_0": "buyer@example.com",
+        "agreement": "y",
+    }
+    return client.post(f"/checkout/{route_id}", data=data, headers=headers)
+
+
 def place_order(client, route_id=BTC_ROUTE, product="mug", quantity=1, headers=None):
     """Buy through the test client (CSRF off): returns the payment page URL it redirects to."""
     client.post("/cart/add", data={"product_id": product, "quantity": str(quantity)})
     page = client.get(f"/checkout/{route_id}", headers=headers).get_data(as_text=True)
-    key = hidden_inputs(page)["checkout_key"]
-    answer = client.post(
-        f"/checkout/{route_id}",
-        data={
-            "checkout_key": key,
-            "fromValues_0": BTC_ADDRESS,
-            "routeValues_0": "buyer@example.com",
-            "agreement": "y",
-        },
-        headers=headers,
-    )
+    answer = submit_requisites(client, page, route_id, headers)
     assert answer.status_code == 302, answer.get_data(as_text=True)
     return answer.location
 

@@ -9,24 +9,16 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from shop.db import connect
-from tests.conftest import UNREACHABLE_SHOP
 from tests.helpers import hidden_inputs, query
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def console_app(tmp_path):
-    return create_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "test",
-            "PUBLIC_URL": UNREACHABLE_SHOP,
-            "DATABASE": str(tmp_path / "shop.sqlite"),
-            "SANDBOX": {"BACKGROUND": False},
-            "CONSOLE_PASSWORD_HASH": generate_password_hash(PASSWORD),
-        }
-    )
+def console_app(app):
+    """The shop with a console password, and CSRF on as in production."""
+    app.config.update(WTF_CSRF_ENABLED=True, CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD))
+    return app
 
 
 def token_from(client, path="/"):

@@ -289,7 +289,7 @@ def test_an_ipn_for_an_order_whose_create_answer_was_lost_finds_it(app, client):
 
 def place_order_lost(app, client):
     """Check out while order/create times out after the exchanger acted."""
-    from tests.helpers import BTC_ROUTE, hidden_inputs
+    from tests.helpers import BTC_ROUTE, submit_requisites
 
     client.post("/cart/add", data={"product_id": "mug", "quantity": "1"})
     page = client.get(f"/checkout/{BTC_ROUTE}").get_data(as_text=True)
@@ -303,15 +303,7 @@ def place_order_lost(app, client):
 
     exchanger.create_order = times_out
     try:
-        answer = client.post(
-            f"/checkout/{BTC_ROUTE}",
-            data={
-                "checkout_key": hidden_inputs(page)["checkout_key"],
-                "fromValues_0": "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh",
-                "routeValues_0": "buyer@example.com",
-                "agreement": "y",
-            },
-        )
+        answer = submit_requisites(client, page)
     finally:
         exchanger.create_order = original
     assert answer.status_code == 503

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BTC_ROUTE, hidden_inputs, query
+from tests.helpers import BTC_ROUTE, query, submit_requisites
 
 ROOT = Path(__file__).parents[2]
 
@@ -130,15 +130,7 @@ def test_creating_an_order_reads_its_route_fresh(app, cart, calls, monkeypatch):
         return route
 
     monkeypatch.setattr(exchanger, "route", doubled_rate)
-    answer = cart.post(
-        f"/checkout/{BTC_ROUTE}",
-        data={
-            "checkout_key": hidden_inputs(page)["checkout_key"],
-            "fromValues_0": "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh",
-            "routeValues_0": "buyer@example.com",
-            "agreement": "y",
-        },
-    )
+    answer = submit_requisites(cart, page)
     assert answer.status_code == 302
     (order,) = query(app.config["DATABASE"], "SELECT send_amount FROM orders")
     # (25 + 1 fee) x the doubled rate: the new rate, not the cached one, priced the order.
