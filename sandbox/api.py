@@ -177,10 +177,7 @@ def control_set_status(params, api_key):
     status = params.get("status")
     if status not in orders.STATUSES:
         raise ApiError(BAD_REQUEST, f"status must be one of {', '.join(orders.STATUSES)}")
-    try:
-        uid = int(str(params.get("orderUID")))
-    except ValueError:
-        uid = None
+    uid = orders.parse_uid(params.get("orderUID"))
     db = get_db()
     order = db.execute("SELECT * FROM orders WHERE uid = ?", (uid,)).fetchone()
     if order is None:

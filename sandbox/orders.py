@@ -152,11 +152,16 @@ def _text(value):
     return value.strip() if isinstance(value, str) else ""
 
 
+def parse_uid(value):
+    """An order uid from a query or JSON value, or None (also for numbers SQLite cannot hold)."""
+    text = str(value)
+    return int(text) if text.isdigit() and len(text) <= 15 else None
+
+
 def find(db, uid, secret):
     """The order with this uid and secret, or None; no hint which of the two was wrong."""
-    try:
-        uid = int(str(uid))
-    except ValueError:
+    uid = parse_uid(uid)
+    if uid is None:
         return None
     order = db.execute("SELECT * FROM orders WHERE uid = ?", (uid,)).fetchone()
     if order is None or not isinstance(secret, str):

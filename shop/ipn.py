@@ -71,8 +71,10 @@ def parse(body):
         raise Rejected(400, f"missing {', '.join(missing)}")
     if any(len(fields[name]) > MAX_FIELD_LENGTH for name in REQUIRED):
         raise Rejected(400, "a field is too long")
+    # Lengths keep both within what SQLite's integers hold.
     if (
         not fields["orderUID"].isdigit()
+        or len(fields["orderUID"]) > 15
         or not fields["timestamp"].isdigit()
         or len(fields["timestamp"]) > 16
     ):

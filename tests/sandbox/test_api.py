@@ -244,6 +244,18 @@ def test_order_get_and_its_payment_view_hiding_payout_details(sandbox_server):
     assert by_post["order"]["uid"] == data["uid"]
 
 
+def test_order_uids_that_are_no_uid_are_not_found(sandbox_server):
+    for uid in (10**30, -1, "1e3", "", None):
+        answer = sandbox_server.api(
+            "GET", "public/exchanger/order/get", params={"orderUID": uid, "orderSecret": "x"}
+        )
+        assert error_code(answer) == errors.ORDER_NOT_FOUND
+        answer = sandbox_server.api(
+            "POST", "sandbox/order/set-status", json={"orderUID": uid, "status": "done"}
+        )
+        assert error_code(answer) == errors.ORDER_NOT_FOUND
+
+
 @pytest.mark.parametrize("secret", ["wrong", "", None])
 def test_order_get_with_a_wrong_secret_gives_no_hint(sandbox_server, secret):
     data = sandbox_server.data("POST", "public/exchanger/order/create", json=btc_order())

@@ -47,7 +47,7 @@ def test_payment_page_in_russian_and_the_order_page_with_payout_shown(sandbox_se
     assert "TMerchantPayoutWa11etSandboxDemoXq" in shown
 
 
-@pytest.mark.parametrize("wrong", ["secret", "uid", "lang"])
+@pytest.mark.parametrize("wrong", ["secret", "uid", "lang", "huge_uid", "text_uid"])
 def test_a_wrong_uid_secret_or_language_is_a_plain_404(sandbox_server, wrong):
     order = create(sandbox_server)
     uid, secret, lang = order["uid"], order["secret"], "en"
@@ -55,6 +55,10 @@ def test_a_wrong_uid_secret_or_language_is_a_plain_404(sandbox_server, wrong):
         secret = "A" * 24
     elif wrong == "uid":
         uid = uid + 1
+    elif wrong == "huge_uid":
+        uid = 10**30
+    elif wrong == "text_uid":
+        uid = "1e3"
     else:
         lang = "de"
     response = requests.get(f"{sandbox_server.url}/{lang}/payment/{uid}/{secret}", timeout=10)

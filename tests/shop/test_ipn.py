@@ -220,6 +220,8 @@ def test_malformed_bodies_get_400_and_are_logged(app, client, order, name, body,
     [
         {"timestamp": "soon"},
         {"orderUID": "-1"},
+        {"orderUID": "9" * 30},
+        {"timestamp": "9" * 30},
         {"inAmount": "1e5"},
         {"newStatus": "paid"},
         {"hash": "xyz"},
