@@ -129,7 +129,7 @@ def read_filters():
 def orders_page():
     """Orders, newest first, with counts per state and filters."""
     form, filters = read_filters()
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number()
     rows = orders.find_orders(filters, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     return render_template(
         "console/orders.html",
@@ -141,6 +141,11 @@ def orders_page():
         state_of=orders.payment_state,
         args={k: v for k, v in request.args.items() if k != "page"},
     )
+
+
+def page_number():
+    """?page=, kept between 1 and a bound SQLite's OFFSET can hold."""
+    return min(max(1, request.args.get("page", 1, type=int)), 1_000_000)
 
 
 def csv_cell(value):
@@ -258,7 +263,7 @@ def ipn_log():
     """Every IPN received, rejected ones included, newest first."""
     form = IpnFilterForm(request.args)
     outcome = form.outcome.data if form.validate() and form.outcome.data else None
-    page = max(1, request.args.get("page", 1, type=int))
+    page = page_number()
     rows = ipn.log_entries(outcome, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     return render_template(
         "console/ipn.html",

@@ -225,6 +225,9 @@ def test_pagination(console_app, merchant):
     second = merchant.get("/console/?page=2").get_data(as_text=True)
     assert first.count("data-token=") == 50 and second.count("data-token=") == 6
     assert "Older" in first and "Older" not in second and "Newer" in second
+    for odd in ("0", "-3", "abc", "9" * 40):
+        assert merchant.get(f"/console/?page={odd}").status_code == 200
+        assert merchant.get(f"/console/ipn?page={odd}").status_code == 200
 
 
 def test_an_order_page_shows_everything_about_it(console_app, merchant):
