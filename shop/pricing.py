@@ -83,8 +83,3 @@ def limit_problem(route, send, receive):
         return ("above_reserve", reserve)
     return None
 
-
-def plain(amount):
-    """A Decimal without exponent or trailing zeros, as people and the exchanger write it."""
-    text = format(amount, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
