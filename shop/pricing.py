@@ -82,4 +82,3 @@ def limit_problem(route, send, receive):
     if reserve and receive > reserve:
         return ("above_reserve", reserve)
     return None
-
