@@ -224,7 +224,8 @@ def draft_for(page):
     email = next((v["value"] for v in values if "mail" in v["name"].lower() and v["value"]), None)
     source = page.route["from"]
     return {
-        "token": secrets.token_urlsafe(16),
+        # Hex: safe in URLs, and never starts with "-" (which a command line would take for an option).
+        "token": secrets.token_hex(16),
         "checkout_key": page.form.checkout_key.data,
         "lang": current_lang(),
         "currency": current_app.config["SETTLEMENT_XML"],

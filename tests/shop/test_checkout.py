@@ -99,6 +99,8 @@ def test_a_valid_checkout_creates_one_order_and_redirects_to_the_payment_page(ap
         and order["buyer_email"] == "buyer@example.com"
     )
     assert len(order["ipn_secret"]) >= 40 and order["quoted_out"] is not None
+    # Hex, so `flask ipn send TOKEN` never mistakes a token starting with "-" for an option.
+    assert re.fullmatch(r"[0-9a-f]{32}", order["token"])
     items = rows(app, "SELECT product_id, unit_price, quantity FROM order_items")
     assert items == [{"product_id": "mug", "unit_price": "12.50", "quantity": 2}]
     history = rows(app, "SELECT old_status, new_status, source FROM status_history ORDER BY id")
