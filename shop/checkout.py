@@ -48,7 +48,7 @@ def instructions_for(route, lang):
     """The route's createOrder instruction in lang, from the platform's '##en##...##ru##...##'."""
     for item in route.get("instructions") or []:
         content = item.get("content") if isinstance(item, dict) else None
-        if item.get("step") == "createOrder" and isinstance(content, str):
+        if isinstance(content, str) and item.get("step") == "createOrder":
             blocks = dict(LANG_BLOCK.findall(content))
             return blocks.get(lang) or blocks.get("en") or (None if "##" in content else content)
     return None

@@ -154,8 +154,17 @@ class ExchangerClient:
         route = self._read("public/exchanger/route/get/one", {"id": route_id, "lang": lang}).get(
             "route"
         )
-        if not isinstance(route, dict) or not isinstance(route.get("from"), dict):
-            raise ExchangerUnavailable("route/get/one answered without a route")
+        # The shop reads these without further checks: a route lacking them is no route.
+        usable = (
+            isinstance(route, dict)
+            and isinstance(route.get("routeId"), str)
+            and all(
+                isinstance(route.get(side), dict) and isinstance(route[side].get("xml"), str)
+                for side in ("from", "to")
+            )
+        )
+        if not usable:
+            raise ExchangerUnavailable("route/get/one answered without a usable route")
         return route
 
     def create_order(self, payload):

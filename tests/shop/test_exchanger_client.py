@@ -94,6 +94,22 @@ def test_answers_that_make_no_sense_are_unavailable(answer):
         client.create_order({"routeId": "r1"})
 
 
+@pytest.mark.parametrize(
+    "route",
+    [
+        "null",
+        '{"routeId": "r1", "from": {"xml": "BTC"}}',
+        '{"routeId": "r1", "from": {"xml": "BTC"}, "to": []}',
+        '{"from": {"xml": "BTC"}, "to": {"xml": "USDTTRC20"}}',
+        '{"routeId": "r1", "from": {}, "to": {"xml": "USDTTRC20"}}',
+    ],
+)
+def test_a_route_definition_without_its_essentials_is_unavailable(route):
+    client, _ = fake_client([f'{{"success": true, "data": {{"route": {route}}}}}'], read_retries=0)
+    with pytest.raises(ExchangerUnavailable):
+        client.route("r1")
+
+
 def test_create_parses_amounts_as_decimals():
     client, _ = fake_client([OK_ORDER])
     created = client.create_order({})

@@ -115,3 +115,20 @@ def test_every_message_in_the_code_has_a_russian_translation(tmp_path):
     with (ROOT / "translations/ru/LC_MESSAGES/messages.po").open("rb") as source:
         translated = {m.id for m in read_po(source) if m.id and m.string}
     assert wanted - translated == set()
+
+
+@pytest.mark.parametrize(
+    ("instructions", "lang", "expected"),
+    [
+        ([{"step": "createOrder", "content": "##en##Pay##ru##Оплатите##"}], "ru", "Оплатите"),
+        ([{"step": "createOrder", "content": "##en##Pay##"}], "ru", "Pay"),
+        ([{"step": "createOrder", "content": "Plain text"}], "ru", "Plain text"),
+        (["junk", None, {"step": "createOrder", "content": 5}], "en", None),
+        ([{"step": "other", "content": "##en##Later##"}], "en", None),
+        (None, "en", None),
+    ],
+)
+def test_route_instructions_in_the_buyers_language(instructions, lang, expected):
+    from shop.checkout import instructions_for
+
+    assert instructions_for({"instructions": instructions}, lang) == expected
