@@ -68,7 +68,9 @@ def number_format(places, lang):
 
 
 def same_site_path(target):
-    parts = urlsplit(target or "")
+    """target when it is a path on this site, else the catalogue."""
+    target = target or ""
+    parts = urlsplit(target)
     if (
         parts.scheme
         or parts.netloc
