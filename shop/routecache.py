@@ -13,7 +13,7 @@ from decimal import Decimal
 from flask import current_app
 
 from .db import get_db, transaction
-from .exchanger import ExchangerRejected, ExchangerUnavailable
+from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
 
 LEASE_SECONDS = 30
 
@@ -70,8 +70,10 @@ def get(key, fetch):
             return Cached(value, stale=row["failed_at"] is not None)
     try:
         value = fetch()
-    except ExchangerUnavailable:
-        if row is None:
+    except ExchangerError as exc:
+        # Down, slow, under maintenance or flooded: the old value will do, with a notice.
+        passing = isinstance(exc, ExchangerUnavailable) or exc.retry_after is not None
+        if row is None or not passing:
             raise
         with transaction(db):
             db.execute(

@@ -87,12 +87,14 @@ print(json.dumps({{"status": page.status_code, "calls": calls}}))
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"status": 200, "calls": []}
 
 
-def test_a_down_exchanger_gets_the_cached_routes_with_a_notice(app, cart):
+@pytest.mark.parametrize("kind", ["http500", "envelope", "antiflood"])
+def test_a_down_exchanger_gets_the_cached_routes_with_a_notice(app, cart, kind):
     fresh = cart.get("/checkout").get_data(as_text=True)
     assert 'id="stale-notice"' not in fresh
     app.config["ROUTE_CACHE_SECONDS"] = 0
     app.extensions["exchanger"].backoff = 0
-    set_faults(app, api_error=1, api_error_kinds=["http500"])
+    # HTTP 500, the maintenance envelope, anti-flood: all pass; the cached routes will do.
+    set_faults(app, api_error=1, api_error_kinds=[kind])
     stale = cart.get("/checkout")
     html = stale.get_data(as_text=True)
     assert stale.status_code == 200 and 'id="stale-notice"' in html
