@@ -23,7 +23,7 @@ from flask_wtf import FlaskForm
 from . import config, orders, routecache
 from .catalog import cart_lines, empty_cart
 from .db import get_db
-from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
+from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 from .forms import requisite_form_class
 from .i18n import N_, current_lang, money
 from .pricing import Quote, RouteDataError, quote
@@ -38,10 +38,6 @@ PROBLEM_TEXT = {
     "above_max": N_("Your total is above this route's maximum of %(limit)s %(symbol)s."),
     "above_reserve": N_("The exchanger's reserve (%(limit)s) cannot cover this amount right now."),
 }
-
-
-def exchanger():
-    return current_app.extensions["exchanger"]
 
 
 def instructions_for(route, lang):
@@ -274,7 +270,7 @@ def place_order(page):
         # A concurrent submit of the same form won the race: never a second order.
         return redirect(url_for("checkout.pay", token=order["token"]))
     try:
-        created = exchanger().create_order(create_payload(order, page.route))
+        created = get_exchanger().create_order(create_payload(order, page.route))
     except ExchangerRejected as exc:
         reason = f"rejected {exc.code}: {exc.message}"
         orders.record_create_error(db, order["id"], reason, final=True)
@@ -288,7 +284,7 @@ def place_order(page):
         )
     orders.record_created(db, order["id"], created)
     empty_cart()
-    return redirect(exchanger().payment_url(order["lang"], created.uid, created.secret))
+    return redirect(get_exchanger().payment_url(order["lang"], created.uid, created.secret))
 
 
 def rejected(page, exc):
@@ -319,7 +315,9 @@ def pay(token):
     if not order["exchanger_uid"] or not order["exchanger_secret"] or orders.is_final(order):
         return redirect(url_for("checkout.order_return", token=token))
     return redirect(
-        exchanger().payment_url(order["lang"], order["exchanger_uid"], order["exchanger_secret"])
+        get_exchanger().payment_url(
+            order["lang"], order["exchanger_uid"], order["exchanger_secret"]
+        )
     )
 
 

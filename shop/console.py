@@ -24,7 +24,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import ipn, orders
 from .db import get_db, now, transaction
-from .exchanger import ExchangerError, ExchangerRejected
+from .exchanger import ExchangerError, ExchangerRejected, get_exchanger
 from .forms import ButtonForm, IpnFilterForm, LoginForm, OrderFilterForm, ReviewForm
 from .reconcile import poll_order
 
@@ -176,7 +176,7 @@ def orders_csv():
 def order_page(token):
     """One order: items, amounts, requisites, history and every IPN received for it."""
     order = orders.get_order_by_token(token)
-    exchanger = current_app.extensions["exchanger"]
+    exchanger = get_exchanger()
     link = None
     if order["exchanger_uid"] and order["exchanger_secret"]:
         link = exchanger.order_url(order["lang"], order["exchanger_uid"], order["exchanger_secret"])
@@ -222,7 +222,7 @@ def cancel(token):
     if order["status"] not in ("new", "waitPayment") or not order["exchanger_uid"]:
         flash("Only an unpaid order the exchanger knows can be cancelled.", "error")
         return redirect(url_for("console.order_page", token=token))
-    exchanger = current_app.extensions["exchanger"]
+    exchanger = get_exchanger()
     try:
         exchanger.update_status(order["exchanger_uid"], order["exchanger_secret"], "deleted")
     except ExchangerRejected as exc:

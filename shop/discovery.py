@@ -5,23 +5,19 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import config
-from .exchanger import NOT_AUTHORISED, ExchangerError, ExchangerRejected
+from .exchanger import NOT_AUTHORISED, ExchangerError, ExchangerRejected, get_exchanger
 
 exchanger_cli = AppGroup("exchanger", help="Discover the configured exchanger and check the setup.")
-
-
-def client():
-    return current_app.extensions["exchanger"]
 
 
 def settlement_routes():
     """Full definitions of the shown routes into SETTLEMENT_XML."""
     settlement = current_app.config["SETTLEMENT_XML"]
     routes = []
-    for summary in client().routes():
+    for summary in get_exchanger().routes():
         if summary.get("isShowWeb") is False or (summary.get("to") or {}).get("xml") != settlement:
             continue
-        routes.append(client().route(summary["routeId"]))
+        routes.append(get_exchanger().route(summary["routeId"]))
     return routes
 
 
@@ -78,7 +74,7 @@ def routes_command():
 @exchanger_cli.command("check")
 def check_command():
     """Call the configured exchanger once and report whether URL, keys and payout values work."""
-    base = client().base_url
+    base = get_exchanger().base_url
     try:
         routes = settlement_routes()
     except ExchangerRejected as exc:
@@ -89,7 +85,7 @@ def check_command():
         raise click.ClickException(f"{base}: the exchanger refused: {exc.message}") from None
     except ExchangerError as exc:
         raise click.ClickException(f"{base}: no usable answer ({exc.message})") from None
-    keys = "signed with EXCHANGER_API_KEY" if client().api_key else "anonymous (no API key)"
+    keys = "signed with EXCHANGER_API_KEY" if get_exchanger().api_key else "anonymous (no API key)"
     click.echo(f"OK   {base} answers; calls are {keys}.")
     settlement = current_app.config["SETTLEMENT_XML"]
     if not routes:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 import requests
+from flask import current_app
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError
@@ -85,6 +86,11 @@ class CreatedOrder:
     secret: str
     in_amount: Decimal
     out_amount: Decimal
+
+
+def get_exchanger():
+    """The app's ExchangerClient (built once in create_app), like get_db for the database."""
+    return current_app.extensions["exchanger"]
 
 
 def api_signature(params, api_secret):

@@ -143,12 +143,14 @@ class ReviewForm(FlaskForm):
     )
 
 
-class OrderFilterForm(FlaskForm):
-    """The console's list filters: GET parameters, so no CSRF token (they change nothing)."""
+class QueryForm(FlaskForm):
+    """Filters read from GET parameters: no CSRF token, since they change nothing."""
 
     class Meta:
         csrf = False
 
+
+class OrderFilterForm(QueryForm):
     state = SelectField(
         "State",
         choices=[SelectChoice("", "Any state")] + [SelectChoice(s) for s in STATES],
@@ -161,10 +163,7 @@ class OrderFilterForm(FlaskForm):
     )
 
 
-class IpnFilterForm(FlaskForm):
-    class Meta:
-        csrf = False
-
+class IpnFilterForm(QueryForm):
     outcome = SelectField(
         "Outcome",
         choices=[SelectChoice("", "Any outcome")] + [SelectChoice(o) for o in IPN_OUTCOMES],

@@ -126,7 +126,11 @@ def create_draft(db, draft, lines):
 
 
 def record_created(db, order_id, created):
-    """Store the exchanger's ids and quote for a draft, then move it to 'new'."""
+    """Store the exchanger's ids and quote for a draft and move it to 'new', in one transaction.
+
+    One transaction, so an IPN that arrives the moment the ids are known cannot be overwritten
+    by the 'new' that follows them.
+    """
     with transaction(db):
         db.execute(
             "UPDATE orders SET exchanger_id = ?, exchanger_uid = ?, exchanger_rid = ?,"
@@ -143,7 +147,7 @@ def record_created(db, order_id, created):
                 order_id,
             ),
         )
-    return set_status(db, order_id, "new", "create")
+        return set_status(db, order_id, "new", "create")
 
 
 def record_create_error(db, order_id, reason, final):
@@ -153,8 +157,8 @@ def record_create_error(db, order_id, reason, final):
             "UPDATE orders SET create_error = ?, updated_at = ? WHERE id = ?",
             (reason, now(), order_id),
         )
-    if final:
-        set_status(db, order_id, CREATE_FAILED, "create", note=reason)
+        if final:
+            set_status(db, order_id, CREATE_FAILED, "create", note=reason)
 
 
 def set_status(

@@ -16,12 +16,8 @@ from flask.cli import with_appcontext
 
 from . import orders
 from .db import get_db, now, transaction
-from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
+from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 from .pricing import RouteDataError, number
-
-
-def exchanger():
-    return current_app.extensions["exchanger"]
 
 
 def poll_order(order):
@@ -32,7 +28,7 @@ def poll_order(order):
     db = get_db()
     with transaction(db):
         db.execute("UPDATE orders SET last_polled_at = ? WHERE id = ?", (now(), order["id"]))
-    remote = exchanger().get_order(order["exchanger_uid"], order["exchanger_secret"])
+    remote = get_exchanger().get_order(order["exchanger_uid"], order["exchanger_secret"])
     status = remote["status"]
     if status not in orders.EXCHANGER_STATUSES:
         raise ExchangerUnavailable(f"order/get: unknown status {status[:40]!r}")

@@ -13,7 +13,7 @@ from decimal import Decimal
 from flask import current_app
 
 from .db import get_db, transaction
-from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable
+from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 
 LEASE_SECONDS = 30
 
@@ -86,13 +86,9 @@ def get(key, fetch):
     return Cached(value, stale=False)
 
 
-def exchanger():
-    return current_app.extensions["exchanger"]
-
-
 def routes():
     """route/get, cached: a Cached list of route summaries."""
-    return get("routes", exchanger().routes)
+    return get("routes", get_exchanger().routes)
 
 
 def route(route_id, lang, fresh=False):
@@ -100,8 +96,8 @@ def route(route_id, lang, fresh=False):
     key = f"route:{route_id}:{lang}"
     try:
         if not fresh:
-            return get(key, lambda: exchanger().route(route_id, lang))
-        value = exchanger().route(route_id, lang)
+            return get(key, lambda: get_exchanger().route(route_id, lang))
+        value = get_exchanger().route(route_id, lang)
     except ExchangerRejected as exc:
         if exc.route_unavailable:
             forget(key)

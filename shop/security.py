@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, has_request_context, render_template, request
 
+from .exchanger import get_exchanger
 from .i18n import N_
 
 
@@ -15,14 +16,14 @@ def origin(url):
 def allowed_origins():
     """This site (as configured and as reached) and the exchanger whose payment page we send to."""
     config = current_app.config
-    exchanger = current_app.extensions["exchanger"].base_url
+    exchanger = get_exchanger().base_url
     return {origin(config["PUBLIC_URL"]), origin(request.host_url), origin(exchanger)}
 
 
 def content_security_policy():
     # Forms post to the shop, which redirects to the exchanger: Chrome applies form-action to
     # that redirect too, so the exchanger's origin is allowed there and nowhere else.
-    exchanger = origin(current_app.extensions["exchanger"].base_url)
+    exchanger = origin(get_exchanger().base_url)
     return (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
         f" connect-src 'self'; form-action 'self' {exchanger}; frame-ancestors 'none';"

@@ -12,6 +12,21 @@ USDT_PAYOUT_FIELD = "65f0c0ffee00000000000d10"
 EMAIL_FIELD = "65f0c0ffee00000000000e01"
 BTC_ADDRESS = "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"
 PAYOUT_WALLET = "TMerchantPayoutWa11etSandboxDemoXq"
+# Odd values for the no-500 fuzz: empty, negative, huge, NUL, non-ASCII, markup, traversal.
+ODD_VALUES = [
+    "x",
+    "",
+    "0",
+    "-1",
+    "9" * 40,
+    "%00",
+    "é",
+    "<script>",
+    "../..",
+    "a" * 500,
+    "1e309",
+    "null",
+]
 
 
 def btc_order(**changes):

@@ -3,8 +3,7 @@
 import random
 
 import sandbox
-
-ODD = ["x", "", "0", "-1", "9" * 40, "%00", "é", "<script>", "../..", "a" * 500, "1e309", "null"]
+from tests.helpers import ODD_VALUES
 
 
 def test_every_sandbox_route_survives_odd_input(tmp_path):
@@ -28,7 +27,7 @@ def test_every_sandbox_route_survives_odd_input(tmp_path):
             continue
         for _ in range(6):
             values = {
-                name: rng.choice(paths) if name == "method" else rng.choice(ODD)
+                name: rng.choice(paths) if name == "method" else rng.choice(ODD_VALUES)
                 for name in rule.arguments
             }
             values.update(
@@ -41,11 +40,15 @@ def test_every_sandbox_route_survives_odd_input(tmp_path):
             except ValueError:
                 continue  # a value the rule's converter refuses is no URL to try
             body = {
-                name: rng.choice(ODD)
+                name: rng.choice(ODD_VALUES)
                 for name in ("routeId", "amount", "orderUID", "orderSecret", "status", "id")
             }
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-                for payload in ({"json": body}, {"data": body}, {"data": rng.choice(ODD).encode()}):
+                for payload in (
+                    {"json": body},
+                    {"data": body},
+                    {"data": rng.choice(ODD_VALUES).encode()},
+                ):
                     answer = client.open(path, method=method, query_string=body, **payload)
                     tried += 1
                     assert answer.status_code < 500, (
