@@ -251,7 +251,7 @@ def call(method):
             return broken
         data = handler({**query, **body}, api_key)
         if platform:
-            maybe_hang(faults)
+            delay_answer(faults)
         return envelope({"success": True, "data": data}, started)
     except ApiError as exc:
         return envelope(exc.envelope(), started)
@@ -286,8 +286,9 @@ def injected_failure(settings):
     return Response('{"success": true, "data": {"rou', mimetype="application/json")
 
 
-def maybe_hang(settings):
-    """Answer only after the client has given up, having done the work: the ambiguous case."""
+def delay_answer(settings):
+    """Answer late, having done the work: a slow answer, or (hang) one the client gave up on."""
     faults = sandbox().faults
+    time.sleep(faults.seconds(settings["api_answer_delay"]))
     if faults.happens(settings["api_hang"]):
         time.sleep(settings["api_hang_seconds"])

@@ -11,7 +11,7 @@ import threading
 from .db import connect
 
 SHARES = ("ipn_drop", "ipn_duplicate", "ipn_forge", "api_error", "api_hang")
-RANGES = ("ipn_delay", "api_latency")
+RANGES = ("ipn_delay", "api_latency", "api_answer_delay")
 API_ERROR_KINDS = ("envelope", "antiflood", "http500", "html", "badjson")
 MAX_SECONDS = 60
 
@@ -22,6 +22,9 @@ DEFAULTS = {
     "ipn_forge": 0.0,
     "ipn_delay": [0.0, 0.0],
     "api_latency": [0.0, 0.0],
+    # Seconds between doing the work and answering: an order/get answer that arrives late,
+    # describing the order as it was when asked (a slow answer racing newer IPNs).
+    "api_answer_delay": [0.0, 0.0],
     "api_error": 0.0,
     "api_error_kinds": list(API_ERROR_KINDS),
     "api_hang": 0.0,

@@ -5,7 +5,7 @@ import json
 import re
 import secrets
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from . import ipn
 from .errors import FIELD_INVALID, ApiError
@@ -204,6 +204,16 @@ def iso(seconds):
     )
 
 
+def iso_ms(milliseconds):
+    """An exact ISO 8601 time for a whole number of milliseconds (no float rounding)."""
+    whole = datetime.fromtimestamp(milliseconds // 1000, UTC)
+    return (
+        (whole + timedelta(milliseconds=milliseconds % 1000))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
 def public_view(sandbox, order, hide_to_side):
     """What order/get answers for one order."""
     definition = sandbox.routes.definition(
@@ -225,6 +235,9 @@ def public_view(sandbox, order, hide_to_side):
         "outAmount": float(order["out_amount"]),
         "createdAt": iso(order["created_at"]),
         "expiresAt": iso(order["expires_at"]),
+        # [guess] The time of the last change, to the millisecond of the IPN it sent, so a
+        # client can order this answer against IPNs. The platform's field name is unknown.
+        "updatedAt": iso_ms(order["last_event_ms"] or int(order["created_at"] * 1000)),
         "route": {
             side: {k: definition[side][k] for k in ("name", "symbol", "xml", "decimal")}
             for side in ("from", "to")

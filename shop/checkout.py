@@ -27,7 +27,7 @@ from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, 
 from .forms import requisite_form_class
 from .i18n import N_, current_lang, money
 from .pricing import Quote, RouteDataError, quote
-from .reconcile import due_for_poll, refresh_order
+from .reconcile import refresh_order
 
 bp = Blueprint("checkout", __name__)
 
@@ -312,7 +312,7 @@ def rejected(page, exc):
 def pay(token):
     """Continue to the exchanger's payment page of an order that was created."""
     order = orders.get_order_by_token(token)
-    if not order["exchanger_uid"] or not order["exchanger_secret"] or orders.is_final(order):
+    if not orders.exchanger_knows(order) or orders.is_final(order):
         return redirect(url_for("checkout.order_return", token=token))
     return redirect(
         get_exchanger().payment_url(
@@ -325,8 +325,7 @@ def pay(token):
 def order_return(token):
     """Where the exchanger sends the buyer back; its ?status= is shown, never trusted."""
     order = orders.get_order_by_token(token)
-    if not orders.is_final(order):
-        refresh_order(order)
+    if refresh_order(order):
         order = orders.get_order_by_token(token)
     claimed = request.args.get("status", "")
     state = orders.payment_state(order)
@@ -345,8 +344,7 @@ def order_return(token):
 def order_status(token):
     """The stored status as JSON, refreshed from the exchanger at most every few seconds."""
     order = orders.get_order_by_token(token)
-    if due_for_poll(order, current_app.config["STATUS_POLL_SECONDS"]):
-        refresh_order(order)
+    if refresh_order(order):
         order = orders.get_order_by_token(token)
     state = orders.payment_state(order)
     return jsonify(

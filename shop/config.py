@@ -27,6 +27,9 @@ DEFAULTS = {
     # never answered may wait for an IPN to identify it before it is marked failed.
     "RECONCILE_CONCURRENCY": 8,
     "DRAFT_TIMEOUT_MINUTES": 60,
+    # A done order is asked about again this many hours after it finished, so that a refund
+    # whose single IPN was lost is still found: 1 hour, 1 day, 7 days. [] turns the checks off.
+    "SETTLEMENT_CHECK_HOURS": [1, 24, 168],
     # How long route lists and definitions are served from the shared cache before a refresh.
     "ROUTE_CACHE_SECONDS": 60,
     # Add a Server-Timing header (time waited on the exchanger) to every answer: benchmarks.
@@ -108,6 +111,13 @@ def check(config, production):
         raise ConfigError(
             "EXCHANGER_API_KEY and EXCHANGER_API_SECRET go together: set both or neither"
         )
+    hours = config["SETTLEMENT_CHECK_HOURS"]
+    if not isinstance(hours, list | tuple) or not all(
+        isinstance(h, int | float) and not isinstance(h, bool) and 0 <= h <= 24 * 366 for h in hours
+    ):
+        raise ConfigError("SETTLEMENT_CHECK_HOURS must be a JSON list of hours, like [1, 24, 168]")
+    if list(hours) != sorted(hours):
+        raise ConfigError("SETTLEMENT_CHECK_HOURS must be in increasing order")
     payout = config["PAYOUT_VALUES"]
     if not isinstance(payout, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in payout.items()

@@ -178,7 +178,7 @@ def order_page(token):
     order = orders.get_order_by_token(token)
     exchanger = get_exchanger()
     link = None
-    if order["exchanger_uid"] and order["exchanger_secret"]:
+    if orders.exchanger_knows(order):
         link = exchanger.order_url(order["lang"], order["exchanger_uid"], order["exchanger_secret"])
     return render_template(
         "console/order.html",
@@ -191,7 +191,8 @@ def order_page(token):
         exchanger_link=link,
         button=ButtonForm(),
         review_form=ReviewForm(),
-        cancellable=order["status"] in ("new", "waitPayment") and bool(order["exchanger_uid"]),
+        cancellable=orders.is_cancellable(order),
+        settle_hours=current_app.config["SETTLEMENT_CHECK_HOURS"],
     )
 
 
@@ -201,7 +202,7 @@ def refresh(token):
     order = orders.get_order_by_token(token)
     if not ButtonForm().validate_on_submit():
         abort(400)
-    if not order["exchanger_uid"]:
+    if not orders.exchanger_knows(order):
         flash("The exchanger has not confirmed this order: there is nothing to ask.", "error")
     else:
         try:
@@ -219,7 +220,7 @@ def cancel(token):
     order = orders.get_order_by_token(token)
     if not ButtonForm().validate_on_submit():
         abort(400)
-    if order["status"] not in ("new", "waitPayment") or not order["exchanger_uid"]:
+    if not orders.is_cancellable(order):
         flash("Only an unpaid order the exchanger knows can be cancelled.", "error")
         return redirect(url_for("console.order_page", token=token))
     exchanger = get_exchanger()
@@ -232,7 +233,8 @@ def cancel(token):
     except ExchangerError:
         flash("The exchanger did not answer; nothing was cancelled. Try again.", "error")
         return redirect(url_for("console.order_page", token=token))
-    orders.set_status(get_db(), order["id"], "deleted", "console", note="cancelled by the merchant")
+    cancelled = orders.Event("console", "deleted", note="cancelled by the merchant")
+    orders.apply_event(get_db(), order["id"], cancelled)
     flash("The order is cancelled.", "success")
     return redirect(url_for("console.order_page", token=token))
 

@@ -192,15 +192,14 @@ def receive():
         return ("Forbidden\n" if exc.http_status == 403 else "Bad request\n"), exc.http_status
     # The change and its log line commit together: one fsync per IPN.
     with transaction(db):
-        outcome = orders.set_status(
-            db,
-            order["id"],
-            fields["newStatus"],
+        event = orders.Event(
             "ipn",
-            event_ms=int(fields["timestamp"]),
+            fields["newStatus"],
+            at_ms=int(fields["timestamp"]),
             in_amount=Decimal(fields["inAmount"]),
             out_amount=Decimal(fields["outAmount"]),
         )
+        outcome = orders.apply_event(db, order["id"], event)
         log_outcome(db, log_id, outcome, None, order["id"])
     return "OK\n", 200
 

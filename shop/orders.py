@@ -1,9 +1,11 @@
-"""Order rows, and the ONE function that changes an order's status (design.md section 6)."""
+"""Order rows, the status rules (`decide`), and the ONE writer that changes a status (design.md 6)."""
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from flask import abort
+from flask import abort, current_app
 
 from .db import get_db, now, transaction
 from .i18n import N_
@@ -40,8 +42,8 @@ STATE_OF = {
 
 
 STATES = ("pending", "processing", "paid", "failed", "refunded", "cancelled", "review")
-# What set_status answers, plus the IPN endpoint's own 'received' (logged) and 'rejected'.
-IPN_OUTCOMES = ("applied", "unchanged", "duplicate", "stale", "final", "rejected", "received")
+# What apply_event answers, plus the IPN endpoint's own 'received' (logged) and 'rejected'.
+IPN_OUTCOMES = ("applied", "review", "unchanged", "duplicate", "stale", "rejected", "received")
 
 
 # The states in words, for buyers (translated where shown).
@@ -63,8 +65,25 @@ def payment_state(order):
     return STATE_OF.get(order["status"], "processing")
 
 
+CANCELLABLE = frozenset({"new", "waitPayment"})
+
+
 def is_final(order):
     return order["status"] in FINAL
+
+
+def exchanger_knows(order):
+    """True when the shop holds what order/get needs: the exchanger's uid and secret.
+
+    A draft claimed by an IPN has the uid but not the secret, which only order/create's answer
+    carries: such an order learns its status from IPNs alone.
+    """
+    return bool(order["exchanger_uid"]) and bool(order["exchanger_secret"])
+
+
+def is_cancellable(order):
+    """The exchanger lets an order be cancelled only before the buyer has paid."""
+    return order["status"] in CANCELLABLE and exchanger_knows(order)
 
 
 def get_order_by_token(token):
@@ -147,7 +166,7 @@ def record_created(db, order_id, created):
                 order_id,
             ),
         )
-        return set_status(db, order_id, "new", "create")
+        return apply_event(db, order_id, Event("create", "new"))
 
 
 def record_create_error(db, order_id, reason, final):
@@ -158,74 +177,103 @@ def record_create_error(db, order_id, reason, final):
             (reason, now(), order_id),
         )
         if final:
-            set_status(db, order_id, CREATE_FAILED, "create", note=reason)
+            apply_event(db, order_id, Event("create", CREATE_FAILED, note=reason))
 
 
-def set_status(
-    db, order_id, new_status, source, event_ms=None, in_amount=None, out_amount=None, note=None
-):
-    """Apply a status from any source (create, ipn, poll, console): the only way a status changes.
+# -- the status rules: one pure function, and the one writer that applies its decisions -------
 
-    Returns 'applied', 'unchanged', 'duplicate', 'stale' or 'final' (refused: the order is final).
-    Runs in one BEGIN IMMEDIATE transaction, so two IPNs for one order cannot interleave.
+# Final states that say the same thing about money: nothing was paid, nothing is owed. An order
+# the shop gave up creating that the exchanger later reports cancelled is consistent, not a
+# contradiction.
+NO_MONEY_MOVED = frozenset({CREATE_FAILED, "deleted"})
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that says what an order's status is, from one of four sources.
+
+    kind: 'ipn' (the exchanger's notification), 'poll' (its order/get answer), 'console' (the
+    merchant's action, already accepted by the exchanger) or 'create' (the order/create outcome,
+    or the shop giving up on it).
+    at_ms: the exchanger's time of this status in milliseconds: an IPN's timestamp, or the
+    order/get answer's time of last change when it carries one; None when unknown.
+    seen_version: for a poll, the order's version when the question was sent.
     """
-    with transaction(db):
-        order = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
-        last_event = order["last_event_ms"]
-        if event_ms is not None and last_event is not None and event_ms <= last_event:
-            same = event_ms == last_event and new_status == order["status"]
-            return "duplicate" if same else "stale"
-        review = order["review_reason"]
-        if order["status"] in FINAL and new_status != order["status"]:
-            surprise = f"the exchanger reported {new_status} after {order['status']}"
-            if source != "poll":
-                # A verified notification that contradicts a final state: keep the state, but
-                # a person must look (a refund after done, say), so flag it for review.
-                flag_for_review(db, order, surprise, source, event_ms)
-                return "final"
-            # Only the exchanger's own answer may move a final order, and a person should look.
-            review = surprise
-        if new_status == "done":
-            review = review or underpaid_reason(order, out_amount)
-        reported_in = str(in_amount) if in_amount is not None else order["reported_in"]
-        reported_out = str(out_amount) if out_amount is not None else order["reported_out"]
-        events = [e for e in (last_event, event_ms) if e is not None]
-        db.execute(
-            "UPDATE orders SET status = ?, reported_in = ?, reported_out = ?, last_event_ms = ?,"
-            " review_reason = ?, updated_at = ? WHERE id = ?",
-            (
-                new_status,
-                reported_in,
-                reported_out,
-                max(events, default=None),
-                review,
-                now(),
-                order_id,
-            ),
-        )
-        if new_status == order["status"] and review == order["review_reason"]:
-            return "unchanged"
-        db.execute(
-            "INSERT INTO status_history (order_id, old_status, new_status, source, provider_ts,"
-            " note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (order_id, order["status"], new_status, source, event_ms, note or review, now()),
-        )
-        return "applied"
+
+    kind: str
+    status: str
+    at_ms: int | None = None
+    seen_version: int | None = None
+    in_amount: Decimal | None = None
+    out_amount: Decimal | None = None
+    note: str | None = None
 
 
-def flag_for_review(db, order, reason, source, event_ms):
-    """Record a reason for a person to look, without changing the status (inside a transaction)."""
-    if order["review_reason"]:
-        return
-    db.execute(
-        "UPDATE orders SET review_reason = ?, updated_at = ? WHERE id = ?",
-        (reason, now(), order["id"]),
-    )
-    db.execute(
-        "INSERT INTO status_history (order_id, old_status, new_status, source, provider_ts,"
-        " note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (order["id"], order["status"], order["status"], source, event_ms, reason, now()),
-    )
+@dataclass(frozen=True)
+class Decision:
+    """What an event does to an order.
+
+    outcome: 'applied'; 'review' (applied, and a person must look: review_reason says why);
+    'unchanged' (it says what the order already says); 'duplicate' or 'stale' (older than what
+    the order knows: nothing changes); 'raced' (a poll answer overtaken by a change made while
+    it was on its way: dropped, ask again).
+    settle: 'start' when the order becomes done (its refund checks begin), 'stop' when it
+    reaches another final state, 'check' when a poll found a done order still done.
+    """
+
+    outcome: str
+    status: str | None = None
+    review_reason: str | None = None
+    settle: str | None = None
+
+    @property
+    def changes_order(self):
+        return self.outcome in ("applied", "review")
+
+
+def decide(order, event):
+    """The status rules (design.md section 6), as a pure function of the order row and an event."""
+    status = order["status"]
+    last_ms = order["last_event_ms"]
+    if event.kind == "create":
+        # Only a draft waits for its creation outcome; an IPN may have moved it on already.
+        if status != DRAFT:
+            return Decision("stale")
+        return Decision("applied", event.status, settle="stop" if event.status in FINAL else None)
+    if event.kind == "poll" and event.seen_version != order["version"]:
+        return Decision("raced")
+    if event.at_ms is not None and last_ms is not None:
+        if event.kind == "ipn" and event.at_ms <= last_ms:
+            same = event.at_ms == last_ms and event.status == status
+            return Decision("duplicate" if same else "stale")
+        if event.at_ms < last_ms and event.status != status:
+            return Decision("stale")
+    if event.status == status:
+        still_done = event.kind == "poll" and status == "done"
+        return Decision("unchanged", settle="check" if still_done else None)
+    if status in FINAL:
+        return after_final(order, event)
+    if event.status == "done":
+        reason = underpaid_reason(order, event.out_amount)
+        return Decision("review" if reason else "applied", "done", reason, settle="start")
+    return Decision("applied", event.status, settle="stop" if event.status in FINAL else None)
+
+
+def after_final(order, event):
+    """An event that disagrees with a final state: stale, or a contradiction a person must see.
+
+    A non-final status after a final one is an earlier step arriving late (the exchanger's
+    finals are terminal), so it changes nothing. A different final is real news from the
+    exchanger (a refund after done): the status follows the exchanger, so that nothing counts
+    the order as paid, and the order goes to review.
+    """
+    if event.status not in FINAL:
+        return Decision("stale")
+    if {order["status"], event.status} <= NO_MONEY_MOVED:
+        return Decision("unchanged")
+    reason = f"the exchanger reported {event.status} after {order['status']}"
+    settle = "start" if event.status == "done" else "stop"
+    return Decision("review", event.status, reason, settle=settle)
 
 
 def underpaid_reason(order, out_amount):
@@ -237,6 +285,111 @@ def underpaid_reason(order, out_amount):
             f"done, but the exchanger paid out {out_amount} of {order['price']} {order['currency']}"
         )
     return None
+
+
+def claim_poll(db, order_id, min_seconds=0):
+    """Note that order/get is being asked for this order; returns the version it is asked at.
+
+    None when someone (another worker or host) asked less than min_seconds ago: pages share
+    one question per order per STATUS_POLL_SECONDS, however many buyers and workers look.
+    """
+    stamp = datetime.now(UTC)
+    cutoff = (stamp - timedelta(seconds=min_seconds)).isoformat(timespec="seconds")
+    with transaction(db):
+        claimed = db.execute(
+            "UPDATE orders SET last_polled_at = ? WHERE id = ?"
+            " AND (last_polled_at IS NULL OR last_polled_at <= ?) RETURNING version",
+            (stamp.isoformat(timespec="seconds"), order_id, cutoff),
+        ).fetchone()
+    return None if claimed is None else claimed["version"]
+
+
+def apply_event(db, order_id, event):
+    """The only way an order's status changes: decide under the write lock, then write.
+
+    The row, its history line and its refund-check schedule change in one transaction (with the
+    caller's IPN log line when the caller holds one open). Returns the decision's outcome.
+    """
+    with transaction(db):
+        order = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        decision = decide(order, event)
+        if decision.outcome in ("duplicate", "stale", "raced"):
+            return decision.outcome
+        stamp = now()
+        write_order(db, order, event, decision, stamp)
+        if decision.changes_order:
+            db.execute(
+                "INSERT INTO status_history (order_id, old_status, new_status, source,"
+                " provider_ts, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    order_id,
+                    order["status"],
+                    decision.status,
+                    event.kind,
+                    event.at_ms,
+                    event.note or decision.review_reason,
+                    stamp,
+                ),
+            )
+        return decision.outcome
+
+
+def write_order(db, order, event, decision, stamp):
+    """The order row after a decision: status, review, amounts reported, event time, schedule."""
+    status = decision.status or order["status"]
+    events = [ms for ms in (order["last_event_ms"], event.at_ms) if ms is not None]
+    finished_at, checks, check_at = settle_schedule(order, decision.settle, stamp)
+    db.execute(
+        "UPDATE orders SET status = ?, review_reason = ?, reported_in = ?, reported_out = ?,"
+        " last_event_ms = ?, finished_at = ?, settle_checks = ?, settle_check_at = ?,"
+        " version = version + ?, updated_at = ? WHERE id = ?",
+        (
+            status,
+            # A review stays until a person resolves it.
+            order["review_reason"] or decision.review_reason,
+            str(event.in_amount) if event.in_amount is not None else order["reported_in"],
+            str(event.out_amount) if event.out_amount is not None else order["reported_out"],
+            max(events, default=None),
+            finished_at,
+            checks,
+            check_at,
+            1 if decision.changes_order else 0,
+            stamp,
+            order["id"],
+        ),
+    )
+
+
+def settle_schedule(order, settle, stamp):
+    """(finished_at, settle_checks, settle_check_at) after a decision.
+
+    A done order is asked about again SETTLEMENT_CHECK_HOURS after it finished (1 h, 24 h, 7
+    days by default), because a refund's single IPN can be lost like any other. A poll that
+    finds it still done when a check is due counts as that check.
+    """
+    finished_at, checks, check_at = (
+        order["finished_at"],
+        order["settle_checks"],
+        order["settle_check_at"],
+    )
+    if settle == "start":
+        finished_at, checks = stamp, 0
+    elif settle == "stop":
+        return finished_at or stamp, checks, None
+    elif settle == "check" and check_at is not None and check_at <= stamp:
+        checks += 1
+    else:
+        return finished_at, checks, check_at
+    return finished_at, checks, settle_check_due(finished_at, checks)
+
+
+def settle_check_due(finished_at, checks):
+    """When refund check number `checks` (from 0) is due, or None when all were made."""
+    hours = current_app.config["SETTLEMENT_CHECK_HOURS"]
+    if checks >= len(hours):
+        return None
+    due = datetime.fromisoformat(finished_at) + timedelta(hours=hours[checks])
+    return due.isoformat(timespec="seconds")
 
 
 def requisites(order):

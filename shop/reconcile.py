@@ -1,10 +1,10 @@
 """Asking the exchanger for orders' real status, because IPNs are sent once and can be lost.
 
 Used by the return page and status endpoint (one order) and by `flask reconcile` (every open
-order). Every change goes through orders.set_status with source 'poll'.
+order, and done orders whose refund check is due). Every answer goes through
+orders.apply_event as a 'poll' event, which drops an answer overtaken by a newer change.
 """
 
-import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -15,20 +15,39 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import orders
-from .db import get_db, now, transaction
+from .db import get_db, now
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 from .pricing import RouteDataError, number
 
+# A poll overtaken by an IPN is asked again this many times in a row before giving up for now.
+POLL_ATTEMPTS = 3
+# [guess] Where order/get may carry the time of the order's last change. Mongo-backed sites
+# usually keep `updatedAt`; with it, polls and IPNs are ordered exactly (see changed_at_ms).
+CHANGED_AT_FIELDS = ("updatedAt", "statusChangedAt")
 
-def poll_order(order):
-    """order/get for one order, applied through the status function; returns the outcome.
 
-    Raises ExchangerError when the exchanger gave no usable answer; nothing changes then.
+def changed_at_ms(remote):
+    """The exchanger's time of the order's last change in milliseconds, or None when not given.
+
+    A timestamp is only used to order a poll against IPNs; anything unreadable means 'unknown',
+    never an error: the version check alone keeps polls safe.
     """
-    db = get_db()
-    with transaction(db):
-        db.execute("UPDATE orders SET last_polled_at = ? WHERE id = ?", (now(), order["id"]))
-    remote = get_exchanger().get_order(order["exchanger_uid"], order["exchanger_secret"])
+    for name in CHANGED_AT_FIELDS:
+        value = remote.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**15:
+            return value
+        if isinstance(value, str) and len(value) <= 40:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if moment.tzinfo is not None:
+                return int(moment.timestamp() * 1000)
+    return None
+
+
+def poll_event(remote, version):
+    """The orders.Event an order/get answer stands for; ExchangerUnavailable when it is unusable."""
     status = remote["status"]
     if status not in orders.EXCHANGER_STATUSES:
         raise ExchangerUnavailable(f"order/get: unknown status {status[:40]!r}")
@@ -36,30 +55,50 @@ def poll_order(order):
         in_amount, out_amount = number(remote.get("inAmount")), number(remote.get("outAmount"))
     except RouteDataError:
         in_amount = out_amount = None
-    return orders.set_status(
-        db, order["id"], status, "poll", in_amount=in_amount, out_amount=out_amount
+    return orders.Event(
+        "poll",
+        status,
+        at_ms=changed_at_ms(remote),
+        seen_version=version,
+        in_amount=in_amount,
+        out_amount=out_amount,
     )
 
 
+def poll_order(order, min_seconds=0):
+    """order/get for one order, applied unless a change overtook it; returns the outcome.
+
+    The order's version is read when the question is sent: an IPN applied while the answer was
+    on its way makes that answer 'raced', and the order is asked again. 'skipped' when another
+    worker asked less than min_seconds ago. Raises ExchangerError when the exchanger gave no
+    usable answer; nothing changes then.
+    """
+    db = get_db()
+    outcome = "raced"
+    for _ in range(POLL_ATTEMPTS):
+        version = orders.claim_poll(db, order["id"], min_seconds)
+        if version is None:
+            return "skipped"
+        remote = get_exchanger().get_order(order["exchanger_uid"], order["exchanger_secret"])
+        outcome = orders.apply_event(db, order["id"], poll_event(remote, version))
+        if outcome != "raced":
+            return outcome
+        min_seconds = 0
+    return outcome
+
+
 def refresh_order(order):
-    """poll_order for a page view: a failure is logged and the stored status stands."""
-    if not order["exchanger_uid"] or not order["exchanger_secret"]:
+    """poll_order for a page view, at most once per STATUS_POLL_SECONDS per order.
+
+    A failure is logged and the stored status stands; returns the outcome or None.
+    """
+    if not orders.exchanger_knows(order) or orders.is_final(order):
         return None
     try:
-        return poll_order(order)
+        return poll_order(order, current_app.config["STATUS_POLL_SECONDS"])
     except ExchangerError as exc:
         current_app.logger.warning("order/get for order %s failed: %s", order["id"], exc.message)
         return None
-
-
-def due_for_poll(order, seconds):
-    """True when the order is open and was not asked about in the last `seconds`."""
-    if orders.is_final(order):
-        return False
-    if not order["last_polled_at"]:
-        return True
-    last = datetime.fromisoformat(order["last_polled_at"])
-    return datetime.now(UTC) - last >= timedelta(seconds=seconds)
 
 
 def settle_unconfirmed_draft(order, cutoff):
@@ -72,7 +111,8 @@ def settle_unconfirmed_draft(order, cutoff):
     if datetime.now(UTC) - created < cutoff:
         return "waiting"
     note = "the exchanger never confirmed this order; any order it made expired unpaid"
-    return orders.set_status(get_db(), order["id"], orders.CREATE_FAILED, "poll", note=note)
+    event = orders.Event("create", orders.CREATE_FAILED, note=note)
+    return orders.apply_event(get_db(), order["id"], event)
 
 
 def reconcile_one(order, attempts, backoff):
@@ -80,6 +120,9 @@ def reconcile_one(order, attempts, backoff):
     if not order["exchanger_uid"]:
         cutoff = timedelta(minutes=current_app.config["DRAFT_TIMEOUT_MINUTES"])
         return settle_unconfirmed_draft(order, cutoff)
+    if not orders.exchanger_knows(order):
+        # Claimed by an IPN after order/create's answer was lost: IPNs are its only source.
+        return "unaskable"
     for attempt in range(attempts):
         try:
             return poll_order(order)
@@ -96,21 +139,22 @@ def reconcile_one(order, attempts, backoff):
     return "error"
 
 
-def open_orders():
-    """Every order that is not final, oldest first."""
-    final = json.dumps(sorted(orders.FINAL))
+def orders_to_check():
+    """Every order that is not final, and every done order whose refund check is due."""
+    final = sorted(orders.FINAL)
     return (
         get_db()
         .execute(
-            "SELECT * FROM orders WHERE status NOT IN (SELECT value FROM json_each(?)) ORDER BY id",
-            (final,),
+            "SELECT * FROM orders WHERE status NOT IN (?, ?, ?, ?) OR settle_check_at <= ?"
+            " ORDER BY id",
+            (*final, now()),
         )
         .fetchall()
     )
 
 
 def reconcile_all(concurrency=None, attempts=3, backoff=0.5):
-    """reconcile_one for every open order, a few at a time; returns a Counter of outcomes."""
+    """reconcile_one for every order to check, a few at a time; returns a Counter of outcomes."""
     app = current_app._get_current_object()
     concurrency = concurrency or app.config["RECONCILE_CONCURRENCY"]
 
@@ -120,17 +164,17 @@ def reconcile_all(concurrency=None, attempts=3, backoff=0.5):
             return reconcile_one(order, attempts, backoff)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return Counter(pool.map(work, open_orders()))
+        return Counter(pool.map(work, orders_to_check()))
 
 
 @click.command("reconcile")
 @with_appcontext
 @click.option("--concurrency", type=click.IntRange(1, 64), default=None, help="Orders at once.")
 def reconcile_command(concurrency):
-    """Ask the exchanger about every order that is not final, and apply what it says."""
+    """Ask the exchanger about every open order and every done order due a refund check."""
     outcomes = reconcile_all(concurrency)
     summary = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
-    click.echo(f"Checked {sum(outcomes.values())} open orders: {summary or 'nothing to do'}.")
+    click.echo(f"Checked {sum(outcomes.values())} orders: {summary or 'nothing to do'}.")
     if outcomes["error"]:
         click.echo(f"{outcomes['error']} could not be checked; run again later.", err=True)
         raise SystemExit(1)

@@ -144,17 +144,27 @@ def test_an_older_ipn_after_a_newer_one_is_stale(app, client, order):
     assert rows(app, "SELECT outcome FROM ipn_log ORDER BY id")[-1]["outcome"] == "stale"
 
 
-def test_final_states_are_sticky_against_ipns_but_a_contradiction_is_flagged(app, client, order):
+def test_a_refund_after_done_follows_the_exchanger_and_goes_to_review(app, client, order):
     post(client, fields_for(order, "done", ts=2_000))
     assert status_of(app, order) == {"status": "done", "review_reason": None}
     assert post(client, fields_for(order, "returned", ts=3_000)).status_code == 200
-    state = status_of(app, order)
-    assert state["status"] == "done"
-    assert state["review_reason"] == "the exchanger reported returned after done"
+    # Nothing may count the order as paid any more, and a person must look: goods may be gone.
+    assert status_of(app, order) == {
+        "status": "returned",
+        "review_reason": "the exchanger reported returned after done",
+    }
     assert client.get(f"/orders/{order['token']}/status").get_json()["state"] == "review"
     assert (
-        rows(app, "SELECT outcome FROM ipn_log ORDER BY id DESC LIMIT 1")[0]["outcome"] == "final"
+        rows(app, "SELECT outcome FROM ipn_log ORDER BY id DESC LIMIT 1")[0]["outcome"] == "review"
     )
+
+
+def test_a_late_earlier_step_after_a_final_state_changes_and_flags_nothing(app, client, order):
+    post(client, fields_for(order, "deleted", ts=2_000))
+    # Newer by its timestamp, but the exchanger's finals are terminal: an earlier step, late.
+    assert post(client, fields_for(order, "waitPayment", ts=3_000)).status_code == 200
+    assert status_of(app, order) == {"status": "deleted", "review_reason": None}
+    assert rows(app, "SELECT outcome FROM ipn_log ORDER BY id DESC LIMIT 1")[0]["outcome"] == "stale"
 
 
 def test_done_with_less_than_the_price_goes_to_review_not_paid(app, client, order):

@@ -40,7 +40,7 @@ def test_a_lost_ipn_is_made_good_and_a_second_run_changes_nothing(app, order):
     history = rows(app, "SELECT * FROM status_history")
     assert history[-1]["source"] == "poll"
     second = reconcile(app)
-    assert "Checked 0 open orders" in second.output
+    assert "Checked 0 orders" in second.output
     assert rows(app, "SELECT * FROM status_history") == history
 
 
@@ -87,7 +87,7 @@ def test_final_orders_are_not_asked_about(app, client, order, monkeypatch):
     monkeypatch.setattr(
         app.extensions["exchanger"], "get_order", lambda *a, **k: pytest.fail("asked")
     )
-    assert "Checked 0 open orders" in reconcile(app).output
+    assert "Checked 0 orders" in reconcile(app).output
 
 
 def test_a_draft_whose_create_never_answered_is_failed_after_its_timeout(app, client):
