@@ -164,7 +164,9 @@ def test_a_late_earlier_step_after_a_final_state_changes_and_flags_nothing(app, 
     # Newer by its timestamp, but the exchanger's finals are terminal: an earlier step, late.
     assert post(client, fields_for(order, "waitPayment", ts=3_000)).status_code == 200
     assert status_of(app, order) == {"status": "deleted", "review_reason": None}
-    assert rows(app, "SELECT outcome FROM ipn_log ORDER BY id DESC LIMIT 1")[0]["outcome"] == "stale"
+    assert (
+        rows(app, "SELECT outcome FROM ipn_log ORDER BY id DESC LIMIT 1")[0]["outcome"] == "stale"
+    )
 
 
 def test_done_with_less_than_the_price_goes_to_review_not_paid(app, client, order):
