@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint format chromium wrk translations clean
+.PHONY: run test fuzz bench lint format chromium wrk translations clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ chromium:
 
 test: $(VENV)/.dev chromium translations
 	$(BIN)/pytest
+
+# The order-status state machine with fresh seeds and many more examples (minutes, not seconds).
+fuzz: $(VENV)/.dev translations
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/test_state_machine.py
 
 # wrk from Debian drives the load in bench/.
 wrk:
