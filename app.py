@@ -56,12 +56,23 @@ def exchanger_client(app):
         "api_secret": app.config["EXCHANGER_API_SECRET"],
         "timeout": app.config["EXCHANGER_TIMEOUT"],
     }
-    if app.config["EXCHANGER_URL"]:
+    if not app.config["SANDBOX_MODE"]:
         return ExchangerClient(app.config["EXCHANGER_URL"], **settings)
     sandbox_app = sandbox.create_app(
-        {"DATABASE": app.config["DATABASE"] + ".sandbox", **app.config["SANDBOX"]}
+        {
+            "DATABASE": app.config["DATABASE"] + ".sandbox",
+            # Embedded, it may call back (IPNs) and send buyers back to this shop only.
+            "CALLBACK_ORIGINS": [security.origin(app.config["PUBLIC_URL"])],
+            **app.config["SANDBOX"],
+        }
     )
     sandbox.mount(app, sandbox_app, SANDBOX_PREFIX)
+    app.logger.warning(
+        "sandbox mode: the embedded sandbox exchanger at %s%s answers every payment;"
+        " no real money moves",
+        app.config["PUBLIC_URL"],
+        SANDBOX_PREFIX,
+    )
     client = ExchangerClient(app.config["PUBLIC_URL"] + SANDBOX_PREFIX, **settings)
     # In-process calls: a single-threaded server calling itself over HTTP would deadlock.
     client.session.mount(client.base_url, LocalWSGIAdapter(sandbox_app, SANDBOX_PREFIX))

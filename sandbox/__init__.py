@@ -36,6 +36,22 @@ DEFAULTS = {
     "IPN_TIMEOUT": (2, 5),
     # Initial fault settings (see faults.DEFAULTS); None keeps what the database has.
     "FAULTS": None,
+    # Origins an order's ipnUrl and clientCallbackUrl may point at; None = anywhere (the
+    # platform's behaviour). Embedded in a shop: only the shop, or visitors could make the
+    # shop's host post wherever they like.
+    "CALLBACK_ORIGINS": None,
+}
+
+# The same headers as the shop's pages: the sandbox's pages are served from the shop's origin.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none';"
+        " object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
 }
 
 
@@ -104,7 +120,14 @@ def create_app(test_config=None):
     app.register_blueprint(pages.bp)
     app.add_template_filter(lambda text: plain(Decimal(text)), "plain")
     app.before_request(app.extensions["sandbox"].start_workers)
+    app.after_request(add_security_headers)
     return app
+
+
+def add_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def mount(app, sandbox_app, prefix="/sandbox"):

@@ -2,15 +2,22 @@
 
 import os
 import re
+import secrets
 from urllib.parse import urlsplit
 
+import click
+
 DEFAULT_SECRET_KEY = "dev"  # noqa: S105 - the well-known dev key that check() refuses
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+SANDBOX = "sandbox"
 
 DEFAULTS = {
     "SECRET_KEY": DEFAULT_SECRET_KEY,
     # Where buyers reach the shop; decides the clientCallbackUrl and ipnUrl sent to the exchanger.
-    "PUBLIC_URL": "http://127.0.0.1:5000",
-    # Unset means the embedded sandbox at PUBLIC_URL/sandbox.
+    "PUBLIC_URL": DEFAULT_PUBLIC_URL,
+    # The exchanger's site, or "sandbox" for the embedded one at PUBLIC_URL/sandbox (no real
+    # money). Unset means the sandbox only under debug or testing; production refuses to start.
     "EXCHANGER_URL": None,
     "EXCHANGER_API_KEY": None,
     "EXCHANGER_API_SECRET": None,
@@ -31,8 +38,10 @@ DEFAULTS = {
     "ROUTE_CACHE_SECONDS": 60,
     # Add a Server-Timing header (time waited on the exchanger) to every answer: benchmarks.
     "SERVER_TIMING": False,
-    # Werkzeug hash of the merchant console's password (flask console password); None = off.
+    # Werkzeug hash of the merchant console's password (flask console password); None = closed.
     "CONSOLE_PASSWORD_HASH": None,
+    # A console login lasts this long at most (logout and a new password end it sooner).
+    "CONSOLE_SESSION_HOURS": 8,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).
     "SANDBOX": {},
     "SESSION_COOKIE_HTTPONLY": True,
@@ -79,20 +88,51 @@ def load(app, test_config=None):
         app.config.from_prefixed_env()
     else:
         app.config.from_mapping(test_config)
-    if not app.config["EXCHANGER_URL"] and not app.config["PAYOUT_VALUES"]:
+    production = not (app.debug or app.testing)
+    app.config["SANDBOX_MODE"] = sandbox_mode(app.config, production)
+    # The demo wallet only ever pays the sandbox: it never fills a real exchanger's payout.
+    if app.config["SANDBOX_MODE"] and not app.config["PAYOUT_VALUES"]:
         app.config["PAYOUT_VALUES"] = dict(SANDBOX_PAYOUT_VALUES)
     app.config["PUBLIC_URL"] = str(app.config["PUBLIC_URL"]).rstrip("/")
     # Behind https the session cookie (the console login) must never travel in clear.
     if app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
-    check(app.config, production=not (app.debug or app.testing))
+    if app.config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY) and not dev_server(app):
+        # The well-known key would let anyone sign a console cookie: a random one per process
+        # (sessions do not survive a restart, which is fine under debug and in tests).
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    check(app.config, production=production)
+
+
+def sandbox_mode(config, production):
+    """True when the embedded sandbox is the exchanger: asked for by name, or debug/testing."""
+    url = config["EXCHANGER_URL"]
+    if url == SANDBOX:
+        return True
+    if url:
+        return False
+    if production:
+        raise ConfigError(
+            "EXCHANGER_URL is not set: set FLASK_EXCHANGER_URL to your exchanger's site"
+            ' (https://...), or to "sandbox" for the built-in sandbox where no real money moves'
+        )
+    return True
+
+
+def dev_server(app):
+    """Under `flask run --debug` on loopback the known dev key is harmless; nowhere else."""
+    # `flask run` loads the app inside its own command, whose --host is the address served.
+    context = click.get_current_context(silent=True)
+    if not app.debug or context is None or context.info_name != "run":
+        return False
+    return context.params.get("host") in ("127.0.0.1", "localhost", "::1")
 
 
 def check(config, production):
     """Raise ConfigError for a setting that is malformed, or unsafe outside debug and testing."""
     for name in ("PUBLIC_URL", "EXCHANGER_URL"):
         value = config[name]
-        if value is None and name == "EXCHANGER_URL":
+        if name == "EXCHANGER_URL" and value in (None, SANDBOX):
             continue
         parts = urlsplit(str(value))
         if (
@@ -121,6 +161,8 @@ def check(config, production):
         raise ConfigError(
             "PAYOUT_VALUES is missing a payout requisite: the exchanger would have nowhere to pay you"
         )
+    if not config["SANDBOX_MODE"]:
+        check_real_exchanger(config)
     for name in SECRET_SETTINGS:
         value = config[name]
         if isinstance(value, str) and value != value.strip():
@@ -128,3 +170,19 @@ def check(config, production):
     for field, value in payout.items():
         if value != value.strip():
             raise ConfigError(f"PAYOUT_VALUES[{field!r}] has stray whitespace at its start or end")
+
+
+def check_real_exchanger(config):
+    """With real money, the sandbox's demo settings would pay or call the wrong party."""
+    if config["PUBLIC_URL"] == DEFAULT_PUBLIC_URL:
+        raise ConfigError(
+            f"PUBLIC_URL is the default {DEFAULT_PUBLIC_URL}: set FLASK_PUBLIC_URL to the address"
+            " buyers and the exchanger reach the shop at, or IPNs would go to the exchanger's own"
+            " localhost"
+        )
+    demo = set(SANDBOX_PAYOUT_VALUES.values())
+    for field, value in config["PAYOUT_VALUES"].items():
+        if value in demo:
+            raise ConfigError(
+                f"PAYOUT_VALUES[{field!r}] is the sandbox's demo wallet: set your own payout requisite"
+            )
