@@ -2,6 +2,7 @@
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sandbox
 from shop import (
@@ -46,7 +47,19 @@ def create_app(test_config=None):
     register_error_pages(app)
     security.init_app(app)
     app.add_url_rule("/health", "health", lambda: "ok\n")
+    trust_proxies(app)
     return app
+
+
+def trust_proxies(app):
+    """Behind TRUSTED_PROXIES reverse proxies, take the client's address and scheme from them.
+
+    Never by default: X-Forwarded-For is whatever the client wrote, and the console's login
+    limit and the IPN log key on the address.
+    """
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def exchanger_client(app):

@@ -42,6 +42,9 @@ DEFAULTS = {
     "CONSOLE_PASSWORD_HASH": None,
     # A console login lasts this long at most (logout and a new password end it sooner).
     "CONSOLE_SESSION_HOURS": 8,
+    # Reverse proxies in front of the shop that set X-Forwarded-For/-Proto/-Host (ProxyFix).
+    # 0 trusts no such header: anyone can send them, so only the proxies' own count is safe.
+    "TRUSTED_PROXIES": 0,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).
     "SANDBOX": {},
     "SESSION_COOKIE_HTTPONLY": True,
@@ -148,6 +151,9 @@ def check(config, production):
         raise ConfigError(
             "EXCHANGER_API_KEY and EXCHANGER_API_SECRET go together: set both or neither"
         )
+    proxies = config["TRUSTED_PROXIES"]
+    if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
+        raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies, 0 to 5: {proxies!r}")
     payout = config["PAYOUT_VALUES"]
     if not isinstance(payout, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in payout.items()

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from contextlib import suppress
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -150,10 +151,15 @@ def page_number():
     return min(max(1, request.args.get("page", 1, type=int)), 1_000_000)
 
 
+# = + - @ (and tab, CR) at the start of a cell make a spreadsheet run it as a formula. Excel in
+# locales whose list separator is ";" (Russian included) also starts a cell after every ";".
+FORMULA_START = re.compile(r"(^|[,;\t])(\s*)(?=[=+\-@\t\r])")
+
+
 def csv_cell(value):
-    # A cell starting with = + - @ is a formula to a spreadsheet: never let a buyer's e-mail run.
+    """The value with a ' before anything that could start a formula: a buyer's e-mail never runs."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return FORMULA_START.sub(r"\1\2'", text)
 
 
 @bp.route("/orders.csv")
@@ -161,7 +167,8 @@ def orders_csv():
     """The filtered list as CSV."""
     _, filters = read_filters()
     out = io.StringIO()
-    writer = csv.writer(out)
+    # Every cell quoted, so no reader splits one at a separator inside it.
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for order in orders.find_orders(filters):
         row = {**dict(order), "state": orders.payment_state(order)}
