@@ -278,6 +278,7 @@ def ipn_log():
         "console/ipn.html",
         form=form,
         entries=rows[:PAGE_SIZE],
+        suppressed=ipn.suppressed_entries(),
         page=page,
         has_next=len(rows) > PAGE_SIZE,
         args={k: v for k, v in request.args.items() if k != "page"},
