@@ -78,3 +78,60 @@ def test_the_console_shows_the_bound_and_what_it_only_counted(app, client):
     assert "keep the first\n  512 bytes" in page or "keep the first 512 bytes" in page
     assert "30 entries a minute" in page
     assert "<td>10.1.0.0</td><td>20</td>" in page
+
+
+# -- an unknown orderId costs about what a known one does ------------------------------------
+
+
+def leave_drafts_in_limbo(app, count, template):
+    """count drafts whose order/create never answered, copied from template's row."""
+    db = connect(app.config["DATABASE"])
+    columns = [c for c in template.keys() if c != "id"]
+    for n in range(count):
+        row = {
+            **template,
+            "token": f"limbo{n}",
+            "checkout_key": f"limbo{n}",
+            "ipn_secret": f"secret{n}",
+            "status": "draft",
+            "exchanger_id": None,
+            "exchanger_uid": None,
+        }
+        db.execute(
+            f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [row[c] for c in columns],
+        )
+    db.close()
+
+
+def checksums_computed(monkeypatch):
+    """Count the checksums /ipn computes (the real function still does the work)."""
+    from shop import ipn
+
+    calls = []
+    real = ipn.checksum
+
+    def counting(fields, secret):
+        calls.append(secret)
+        return real(fields, secret)
+
+    monkeypatch.setattr(ipn, "checksum", counting)
+    return calls
+
+
+def test_an_unknown_order_id_costs_a_bounded_number_of_checksums(app, client, order, monkeypatch):
+    """500 drafts in limbo made an unknown orderId cost 3x a known one, and told them apart."""
+    leave_drafts_in_limbo(app, 500, order)
+    calls = checksums_computed(monkeypatch)
+    unknown = fields_for(order, "inProgress", orderId="c" * 24)
+    assert post(client, unknown).status_code == 403
+    assert 1 <= len(calls) <= 20
+
+
+def test_the_newest_draft_in_limbo_is_still_found(app, client, order):
+    leave_drafts_in_limbo(app, 500, order)
+    (draft,) = rows(app, "SELECT * FROM orders WHERE token = 'limbo499'")
+    fields = fields_for(draft, "waitPayment", orderId="d" * 24, orderUID="10999")
+    assert post(client, fields).status_code == 200
+    (found,) = rows(app, "SELECT * FROM orders WHERE token = 'limbo499'")
+    assert found["exchanger_id"] == "d" * 24 and found["status"] == "waitPayment"
