@@ -40,6 +40,10 @@ DEFAULTS = {
     # never answered may wait for an IPN to identify it before it is marked failed.
     "RECONCILE_CONCURRENCY": 8,
     "DRAFT_TIMEOUT_MINUTES": 60,
+    # Orders one buyer session, and one address, may start per CHECKOUT_LIMIT_MINUTES.
+    "CHECKOUT_LIMIT_PER_SESSION": 10,
+    "CHECKOUT_LIMIT_PER_ADDRESS": 30,
+    "CHECKOUT_LIMIT_MINUTES": 10,
     # How long route lists and definitions are served from the shared cache before a refresh.
     "ROUTE_CACHE_SECONDS": 60,
     # Add a Server-Timing header (time waited on the exchanger) to every answer: benchmarks.
