@@ -8,7 +8,9 @@ import os
 import secrets
 import threading
 import time
+from contextlib import suppress
 from decimal import Decimal
+from pathlib import Path
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -106,8 +108,9 @@ def create_app(test_config=None):
     else:
         app.config.from_mapping(test_config)
     if not app.config["SECRET_KEY"]:
-        # The sandbox keeps nothing secret across restarts: a fresh key per start is enough.
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        # Every worker must sign forms with the same key, or a page from one worker posted to
+        # another fails its CSRF check: one random key, kept beside the sandbox's database.
+        app.config["SECRET_KEY"] = shared_secret_key(app.config["DATABASE"] + ".secret-key")
 
     db.init_app(app)
     app.extensions["sandbox"] = Sandbox(app)
@@ -128,6 +131,22 @@ def add_security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def shared_secret_key(path):
+    """The key in path, made (atomically, readable by this user only) by whoever comes first."""
+    target = Path(path)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        draft = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_hex(32))
+        # link() never replaces: a worker that lost the race reads the winner's key below.
+        with suppress(FileExistsError):
+            os.link(draft, target)
+        draft.unlink()
+    return target.read_text().strip()
 
 
 def mount(app, sandbox_app, prefix="/sandbox"):
