@@ -17,7 +17,7 @@ from shop import (
     reconcile,
     security,
 )
-from shop.exchanger import ExchangerClient, LocalWSGIAdapter
+from shop.exchanger import ExchangerClient, LocalWSGIAdapter, request_deadline
 from shop.i18n import N_
 
 SANDBOX_PREFIX = "/sandbox"
@@ -68,6 +68,7 @@ def exchanger_client(app):
         "api_key": app.config["EXCHANGER_API_KEY"],
         "api_secret": app.config["EXCHANGER_API_SECRET"],
         "timeout": app.config["EXCHANGER_TIMEOUT"],
+        "deadline": request_deadline,
     }
     if not app.config["SANDBOX_MODE"]:
         return ExchangerClient(app.config["EXCHANGER_URL"], **settings)

@@ -11,7 +11,17 @@ import os
 import secrets
 from urllib.parse import urlencode
 
-from bench.common import ROOT, Server, insert_open_orders, report, scratch, shop_env, verdict, wrk
+from bench.common import (
+    GUNICORN_SHOP,
+    ROOT,
+    Server,
+    insert_open_orders,
+    report,
+    scratch,
+    shop_env,
+    verdict,
+    wrk,
+)
 from shop.db import connect
 
 ORDERS = 60_000
@@ -47,7 +57,7 @@ def main():
         bodies = make_orders(str(folder / "shop.sqlite"), ORDERS)
         (folder / "bodies.txt").write_text("\n".join(bodies) + "\n")
         os.environ["IPN_BODIES"] = str(folder / "bodies.txt")
-        shop = Server("app:create_app()", shop_env(folder, "http://127.0.0.1:1"), workers=2)
+        shop = Server("app:create_app()", shop_env(folder, "http://127.0.0.1:1"), **GUNICORN_SHOP)
         try:
             wrk(f"{shop.url}/health", CONNECTIONS, 1)  # warm up both workers
             baseline = wrk(f"{shop.url}/health", CONNECTIONS, SECONDS)

@@ -13,7 +13,17 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bench.common import Server, report, sandbox_server, scratch, set_faults, shop_env, verdict, wrk
+from bench.common import (
+    GUNICORN_SHOP,
+    Server,
+    report,
+    sandbox_server,
+    scratch,
+    set_faults,
+    shop_env,
+    verdict,
+    wrk,
+)
 from tests.helpers import hidden_inputs
 
 CONNECTIONS = 16
@@ -51,7 +61,7 @@ def page_weight(url):
 def main():
     with scratch() as folder:
         sandbox = sandbox_server(folder, latency=LATENCY)
-        shop = Server("app:create_app()", shop_env(folder, sandbox.url), workers=2)
+        shop = Server("app:create_app()", shop_env(folder, sandbox.url), **GUNICORN_SHOP)
         try:
             buyer, cookie = buyer_with_cart(shop.url)
             cold = buyer.get(f"{shop.url}/checkout", timeout=60)

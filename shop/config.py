@@ -23,6 +23,10 @@ DEFAULTS = {
     "EXCHANGER_API_SECRET": None,
     # (connect, read) seconds for every exchanger call.
     "EXCHANGER_TIMEOUT": (3.05, 10),
+    # Total seconds one web request may wait on the exchanger, all calls and retries together:
+    # well under the worker timeout (gunicorn's --timeout 30), so a slow exchanger never gets
+    # a worker killed, and buyers hear "try again" instead of waiting on a dead page.
+    "EXCHANGER_BUDGET_SECONDS": 12,
     "SETTLEMENT_XML": "USDTTRC20",
     # The merchant's payout requisites: to-field id (or field name) -> value.
     "PAYOUT_VALUES": {},

@@ -74,7 +74,8 @@ def _claim_missing(db, key, now):
 
 def _wait_for(db, key):
     """The entry another worker is fetching, once stored; None if it gave up or failed."""
-    end = time.monotonic() + LEASE_SECONDS
+    left = get_exchanger().remaining()
+    end = time.monotonic() + (LEASE_SECONDS if left is None else min(LEASE_SECONDS, left))
     while time.monotonic() < end:
         row = _row(db, key)
         if row is None or row["fetched_at"] > 0 or row["refreshing_until"] < time.time():
