@@ -59,7 +59,9 @@ def trust_proxies(app):
     """
     hops = app.config["TRUSTED_PROXIES"]
     if hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        # Not X-Forwarded-Host: the documented proxy sets Host itself, and passes on whatever
+        # X-Forwarded-Host a client wrote, which would then pass the redirect guard's origin.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def exchanger_client(app):

@@ -56,7 +56,7 @@ DEFAULTS = {
     "CONSOLE_PASSWORD_HASH": None,
     # A console login lasts this long at most (logout and a new password end it sooner).
     "CONSOLE_SESSION_HOURS": 8,
-    # Reverse proxies in front of the shop that set X-Forwarded-For/-Proto/-Host (ProxyFix).
+    # Reverse proxies in front of the shop that set X-Forwarded-For and -Proto (ProxyFix).
     # 0 trusts no such header: anyone can send them, so only the proxies' own count is safe.
     "TRUSTED_PROXIES": 0,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).

@@ -173,3 +173,15 @@ def test_no_csv_cell_starts_a_formula_whatever_the_separator(console_app, separa
             assert not cell.strip().strip('"').strip().startswith(TRIGGERS), cell
     (row,) = csv.DictReader(io.StringIO(text))
     assert row["buyer_email"] == "a;'=2+3;'@e.co"
+
+
+def test_a_trusted_proxy_gives_the_scheme_but_never_a_client_written_host(console_app):
+    from flask import request
+
+    from app import trust_proxies
+
+    console_app.config["TRUSTED_PROXIES"] = 1
+    trust_proxies(console_app)
+    console_app.add_url_rule("/where", "where", lambda: f"{request.scheme} {request.host}")
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    assert console_app.test_client().get("/where", headers=headers).text == "https localhost"

@@ -43,7 +43,7 @@ def test_production_without_exchanger_url_refuses_to_start(tmp_path):
     assert "FLASK_EXCHANGER_URL" in str(refused.value) and '"sandbox"' in str(refused.value)
 
 
-def test_production_refuses_to_start_over_gunicorn_without_exchanger_url(tmp_path):
+def test_production_refuses_to_start_from_the_environment_without_exchanger_url(tmp_path):
     """The way the issue found it: env settings, FLASK_EXCHANGER_URL forgotten."""
     env = {
         "PATH": "/usr/bin:/bin",
