@@ -33,7 +33,7 @@ DEFAULTS = {
     # Largest IPN body accepted; real ones are well under 2 KB.
     "IPN_MAX_BYTES": 16 * 1024,
     # The IPN log's bound: a rejected body keeps this many bytes (verified ones stay whole);
-    # each address gets this many entries a minute, and all together this many; past that,
+    # each address gets this many rejected entries a minute, and all together this many; past that,
     # rejected IPNs are only counted, so a flood grows the database by a small fraction.
     "IPN_LOG_PREFIX_BYTES": 512,
     "IPN_LOG_PER_ADDRESS_PER_MINUTE": 30,

@@ -158,24 +158,30 @@ def check_matches(order, fields):
 # -- the IPN log and its bound ---------------------------------------------------------------
 #
 # Every IPN is logged before it is parsed, but only as a bounded prefix of its body; one that
-# proves genuine is then stored whole. Each address gets IPN_LOG_PER_ADDRESS_PER_MINUTE entries
-# a minute (IPN_LOG_PER_MINUTE across all); past that, a request is logged only once it proves
-# genuine, and rejected ones are counted per minute and address in ipn_log_suppressed. Junk thus
-# costs no fsync and at most a counter update, and a real IPN is never dropped or held back.
+# proves genuine is then stored whole. Each address may have IPN_LOG_PER_ADDRESS_PER_MINUTE
+# rejected entries a minute (IPN_LOG_PER_MINUTE across all); past that, a request from it is
+# logged only once it proves genuine, and rejected ones are counted per minute and address in
+# ipn_log_suppressed. Junk thus costs no fsync and at most a counter update, and a real IPN is
+# never dropped or held back.
 
 
 def over_allowance(db):
-    """True when this address, or everyone together, filled the last minute's log entries."""
+    """True when this address, or everyone together, had its fill of rejected entries lately.
+
+    Only rejected entries (and ones still being handled) count: an exchanger sending many
+    genuine IPNs never loses the log-first line, while junk soon stops being stored.
+    """
     config, since = current_app.config, _minute_ago()
     mine = db.execute(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE remote_addr = ? AND received_at >= ?"
-        " LIMIT ?)",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE remote_addr = ?"
+        " AND outcome IN ('received', 'rejected') AND received_at >= ? LIMIT ?)",
         (request.remote_addr, since, config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]),
     ).fetchone()[0]
     if mine >= config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]:
         return True
     everyone = db.execute(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE received_at >= ? LIMIT ?)",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE outcome IN ('received', 'rejected')"
+        " AND received_at >= ? LIMIT ?)",
         (since, config["IPN_LOG_PER_MINUTE"]),
     ).fetchone()[0]
     return everyone >= config["IPN_LOG_PER_MINUTE"]

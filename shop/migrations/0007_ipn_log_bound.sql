@@ -8,4 +8,7 @@ CREATE TABLE ipn_log_suppressed (
     PRIMARY KEY (minute, remote_addr)
 );
 
-CREATE INDEX ipn_log_by_addr ON ipn_log (remote_addr, received_at);
+-- The allowance counts recent rejected (and still open) entries, per address and in all.
+CREATE INDEX ipn_log_by_addr ON ipn_log (remote_addr, outcome, received_at);
+
+CREATE INDEX ipn_log_by_outcome ON ipn_log (outcome, received_at);

@@ -69,6 +69,19 @@ def test_genuine_ipns_from_a_flooding_address_are_applied_and_kept_whole(app, cl
     assert entry["remote_addr"] == "127.0.0.1"
 
 
+def test_a_busy_exchanger_does_not_use_up_the_allowance(app, client, order):
+    """Only rejected entries count: after 40 genuine IPNs a rejected one is still kept."""
+    for n in range(40):
+        assert (
+            post(client, fields_for(order, "inProgress", ts=1_800_000_000_000 + n)).status_code
+            == 200
+        )
+    assert post(client, b"junk").status_code == 400
+    (entry,) = rows(app, "SELECT * FROM ipn_log WHERE outcome = 'rejected'")
+    assert entry["body"] == "junk" and entry["remote_addr"] == "127.0.0.1"
+    assert rows(app, "SELECT COUNT(*) AS n FROM ipn_log_suppressed")[0]["n"] == 0
+
+
 def test_the_console_shows_the_bound_and_what_it_only_counted(app, client):
     flood(client, 50, body=b"junk")
     app.config.update(WTF_CSRF_ENABLED=True, CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD))
@@ -76,7 +89,7 @@ def test_the_console_shows_the_bound_and_what_it_only_counted(app, client):
     log_in(merchant)
     page = merchant.get("/console/ipn").get_data(as_text=True)
     assert "keep the first\n  512 bytes" in page or "keep the first 512 bytes" in page
-    assert "30 entries a minute" in page
+    assert "30 rejected entries a minute" in page
     assert "<td>10.1.0.0</td><td>20</td>" in page
 
 
