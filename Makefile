@@ -54,6 +54,7 @@ wrk:
 # Every benchmark, about 3 minutes; the figures go into bench/README.md by hand.
 bench: $(VENV)/.dev translations wrk
 	$(BIN)/python -m bench.ipn
+	$(BIN)/python -m bench.flood
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.checkout

@@ -1,4 +1,4 @@
-"""IPN throughput: signed IPNs for distinct pending orders, 16 connections, shop on gunicorn (2 workers).
+"""IPN throughput: signed IPNs for distinct pending orders, 16 connections, shop on gunicorn (2x8 threads).
 
     python -m bench.ipn
 
@@ -71,7 +71,7 @@ def main():
         db.close()
     ratio = ipn["rps"] / baseline["rps"]
     report(
-        f"IPN: {CONNECTIONS} connections, {SECONDS} s, gunicorn 2 sync workers",
+        f"IPN: {CONNECTIONS} connections, {SECONDS} s, gunicorn 2 workers x 8 threads",
         [
             ("baseline /health req/s", f"{baseline['rps']:.0f}", "", ""),
             ("IPN req/s", f"{ipn['rps']:.0f}", "", ""),
