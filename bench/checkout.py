@@ -2,7 +2,7 @@
 
     python -m bench.checkout
 
-The sandbox answers in 50 ms; the shop (gunicorn, 2 sync workers) reports in Server-Timing how
+The sandbox answers in 50 ms; the shop (gunicorn, 2 workers x 8 threads) reports in Server-Timing how
 long each request waited on the exchanger. Own time = the buyer's wait for the order submit
 minus that. Goal: median under 15 ms.
 """

@@ -2,7 +2,7 @@
 
     python -m bench.pages
 
-The sandbox answers every API call after 300 ms; the shop runs on gunicorn (2 sync workers).
+The sandbox answers every API call after 300 ms; the shop runs on gunicorn (2 workers x 8 threads).
 Baseline: the same server's /health. Goals: the warm route-choice page at least 0.4 of the
 baseline's throughput, with a median latency that does not depend on the exchanger's; the
 catalogue under 200 KB with everything it loads, from no other host.
