@@ -114,9 +114,10 @@ def load(app, test_config=None):
     # Behind https the session cookie (the console login) must never travel in clear.
     if app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
-    if app.config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY) and not dev_server(app):
-        # The well-known key would let anyone sign a console cookie: a random one per process
-        # (sessions do not survive a restart, which is fine under debug and in tests).
+    weak_key = app.config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY)
+    if weak_key and not production and not dev_server(app):
+        # Debug under gunicorn, say: the well-known key would let anyone sign a console cookie.
+        # A random one per process instead (production refuses to start, in check()).
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     check(app.config, production=production)
 

@@ -231,6 +231,12 @@ def test_debug_outside_flask_run_never_uses_the_dev_key(tmp_path):
     assert answer.status_code == 302 and answer.location.startswith("/console/login")
 
 
+@pytest.mark.parametrize("key", [None, "", "dev"])
+def test_production_still_refuses_a_missing_or_default_key(tmp_path, key):
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        production(tmp_path, SECRET_KEY=key, EXCHANGER_URL="sandbox")
+
+
 def test_each_process_without_a_key_gets_its_own(tmp_path):
     settings = {"TESTING": True, "DATABASE": str(tmp_path / "shop.sqlite")}
     assert create_app(settings).secret_key != create_app(settings).secret_key
