@@ -137,8 +137,6 @@ def test_sandbox_pages_carry_the_shops_security_headers(app, client):
 )
 def test_the_embedded_sandbox_calls_back_only_to_the_shop(app, client, name, url):
     """A visitor's order/create must not make the shop's host post anywhere they like."""
-    from sandbox.routes import RouteBook  # noqa: F401 - the sandbox's own demo routes
-
     payload = {
         "routeId": BTC_ROUTE,
         "amount": 0.001,
