@@ -384,4 +384,5 @@ def prune_command(days):
     db = get_db()
     with transaction(db):
         removed = db.execute("DELETE FROM ipn_log WHERE received_at < ?", (cutoff,)).rowcount
+        db.execute("DELETE FROM ipn_log_suppressed WHERE minute < ?", (cutoff[:16],))
     click.echo(f"Removed {removed} IPN log entries older than {days} days.")

@@ -149,3 +149,13 @@ def test_the_newest_draft_in_limbo_is_still_found(app, client, order):
     assert post(client, fields).status_code == 200
     (found,) = rows(app, "SELECT * FROM orders WHERE token = 'limbo499'")
     assert found["exchanger_id"] == "d" * 24 and found["status"] == "waitPayment"
+
+
+def test_prune_also_drops_old_counts(app, client):
+    flood(client, 40, body=b"junk")
+    db = connect(app.config["DATABASE"])
+    db.execute("INSERT INTO ipn_log_suppressed VALUES ('2020-01-01T00:00', '10.9.9.9', 5, 50)")
+    db.close()
+    app.test_cli_runner().invoke(args=["ipn", "prune", "--days", "30"])
+    left = rows(app, "SELECT remote_addr FROM ipn_log_suppressed")
+    assert [r["remote_addr"] for r in left] == ["10.1.0.0"]
