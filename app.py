@@ -2,6 +2,7 @@
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sandbox
 from shop import (
@@ -16,7 +17,7 @@ from shop import (
     reconcile,
     security,
 )
-from shop.exchanger import ExchangerClient, LocalWSGIAdapter
+from shop.exchanger import ExchangerClient, LocalWSGIAdapter, request_deadline
 from shop.i18n import N_
 
 SANDBOX_PREFIX = "/sandbox"
@@ -46,7 +47,21 @@ def create_app(test_config=None):
     register_error_pages(app)
     security.init_app(app)
     app.add_url_rule("/health", "health", lambda: "ok\n")
+    trust_proxies(app)
     return app
+
+
+def trust_proxies(app):
+    """Behind TRUSTED_PROXIES reverse proxies, take the client's address and scheme from them.
+
+    Never by default: X-Forwarded-For is whatever the client wrote, and the console's login
+    limit and the IPN log key on the address.
+    """
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        # Not X-Forwarded-Host: the documented proxy sets Host itself, and passes on whatever
+        # X-Forwarded-Host a client wrote, which would then pass the redirect guard's origin.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def exchanger_client(app):
@@ -55,13 +70,25 @@ def exchanger_client(app):
         "api_key": app.config["EXCHANGER_API_KEY"],
         "api_secret": app.config["EXCHANGER_API_SECRET"],
         "timeout": app.config["EXCHANGER_TIMEOUT"],
+        "deadline": request_deadline,
     }
-    if app.config["EXCHANGER_URL"]:
+    if not app.config["SANDBOX_MODE"]:
         return ExchangerClient(app.config["EXCHANGER_URL"], **settings)
     sandbox_app = sandbox.create_app(
-        {"DATABASE": app.config["DATABASE"] + ".sandbox", **app.config["SANDBOX"]}
+        {
+            "DATABASE": app.config["DATABASE"] + ".sandbox",
+            # Embedded, it may call back (IPNs) and send buyers back to this shop only.
+            "CALLBACK_ORIGINS": [security.origin(app.config["PUBLIC_URL"])],
+            **app.config["SANDBOX"],
+        }
     )
     sandbox.mount(app, sandbox_app, SANDBOX_PREFIX)
+    app.logger.warning(
+        "sandbox mode: the embedded sandbox exchanger at %s%s answers every payment;"
+        " no real money moves",
+        app.config["PUBLIC_URL"],
+        SANDBOX_PREFIX,
+    )
     client = ExchangerClient(app.config["PUBLIC_URL"] + SANDBOX_PREFIX, **settings)
     # In-process calls: a single-threaded server calling itself over HTTP would deadlock.
     client.session.mount(client.base_url, LocalWSGIAdapter(sandbox_app, SANDBOX_PREFIX))

@@ -70,6 +70,9 @@ class Chaos:
                 "EXCHANGER_TIMEOUT": (1, 1),
                 "PAYOUT_VALUES": {"65f0c0ffee00000000000d10": "TMerchantPayoutWa11etSandboxDemoXq"},
                 "DRAFT_TIMEOUT_MINUTES": 0,
+                # Every simulated buyer comes from 127.0.0.1: no checkout throttle.
+                "CHECKOUT_LIMIT_PER_SESSION": 1_000_000,
+                "CHECKOUT_LIMIT_PER_ADDRESS": 1_000_000,
             }
         )
         self.shop_server.app = self.shop_app

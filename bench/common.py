@@ -22,7 +22,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 WRK = shutil.which("wrk")
-PAYOUT = {"65f0c0ffee00000000000d10": "TMerchantPayoutWa11etSandboxDemoXq"}
+# A payout wallet of the sandbox's format, not its demo wallet (production refuses that one).
+PAYOUT = {"65f0c0ffee00000000000d10": "TBenchPayoutWa11etNotTheDemoXqzzzz"}
+# The README's recommended gunicorn setting for the shop: a buyer waiting on a slow exchanger
+# holds one thread, never a whole worker, so IPNs and /health are answered by the others; and
+# EXCHANGER_BUDGET_SECONDS (12) ends every wait well inside --timeout.
+GUNICORN_SHOP = {"workers": 2, "threads": 8, "timeout": 30}
 
 
 def insert_open_orders(database, orders):
@@ -57,9 +62,11 @@ def free_port():
 class Server:
     """A gunicorn process serving one app on a free port of 127.0.0.1."""
 
-    def __init__(self, spec, env, workers=1, threads=1, ready_path="/health", log=None):
+    def __init__(self, spec, env, workers=1, threads=1, timeout=60, ready_path="/health", log=None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The shop's links and ipnUrl point at where it really listens.
+        env = {"FLASK_PUBLIC_URL": self.url, **env}
         command = [
             sys.executable,
             "-m",
@@ -71,7 +78,7 @@ class Server:
         ]
         if threads > 1:
             command += ["--worker-class", "gthread", "--threads", str(threads)]
-        command += ["--timeout", "60", "--log-level", "warning", spec]
+        command += ["--timeout", str(timeout), "--log-level", "warning", spec]
         self.log = log or open(os.devnull, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
@@ -129,6 +136,9 @@ def shop_env(folder, exchanger_url, **settings):
         "FLASK_EXCHANGER_URL": exchanger_url,
         "FLASK_PAYOUT_VALUES": json.dumps(PAYOUT),
         "FLASK_SERVER_TIMING": "true",
+        # Every simulated buyer comes from 127.0.0.1: no checkout throttle.
+        "FLASK_CHECKOUT_LIMIT_PER_SESSION": "1000000",
+        "FLASK_CHECKOUT_LIMIT_PER_ADDRESS": "1000000",
     }
     env.update(
         {

@@ -1,4 +1,4 @@
-"""IPN throughput: signed IPNs for distinct pending orders, 16 connections, shop on gunicorn (2 workers).
+"""IPN throughput: signed IPNs for distinct pending orders, 16 connections, shop on gunicorn (2x8 threads).
 
     python -m bench.ipn
 
@@ -11,7 +11,17 @@ import os
 import secrets
 from urllib.parse import urlencode
 
-from bench.common import ROOT, Server, insert_open_orders, report, scratch, shop_env, verdict, wrk
+from bench.common import (
+    GUNICORN_SHOP,
+    ROOT,
+    Server,
+    insert_open_orders,
+    report,
+    scratch,
+    shop_env,
+    verdict,
+    wrk,
+)
 from shop.db import connect
 
 ORDERS = 60_000
@@ -47,7 +57,7 @@ def main():
         bodies = make_orders(str(folder / "shop.sqlite"), ORDERS)
         (folder / "bodies.txt").write_text("\n".join(bodies) + "\n")
         os.environ["IPN_BODIES"] = str(folder / "bodies.txt")
-        shop = Server("app:create_app()", shop_env(folder, "http://127.0.0.1:1"), workers=2)
+        shop = Server("app:create_app()", shop_env(folder, "http://127.0.0.1:1"), **GUNICORN_SHOP)
         try:
             wrk(f"{shop.url}/health", CONNECTIONS, 1)  # warm up both workers
             baseline = wrk(f"{shop.url}/health", CONNECTIONS, SECONDS)
@@ -61,7 +71,7 @@ def main():
         db.close()
     ratio = ipn["rps"] / baseline["rps"]
     report(
-        f"IPN: {CONNECTIONS} connections, {SECONDS} s, gunicorn 2 sync workers",
+        f"IPN: {CONNECTIONS} connections, {SECONDS} s, gunicorn 2 workers x 8 threads",
         [
             ("baseline /health req/s", f"{baseline['rps']:.0f}", "", ""),
             ("IPN req/s", f"{ipn['rps']:.0f}", "", ""),

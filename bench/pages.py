@@ -2,7 +2,7 @@
 
     python -m bench.pages
 
-The sandbox answers every API call after 300 ms; the shop runs on gunicorn (2 sync workers).
+The sandbox answers every API call after 300 ms; the shop runs on gunicorn (2 workers x 8 threads).
 Baseline: the same server's /health. Goals: the warm route-choice page at least 0.4 of the
 baseline's throughput, with a median latency that does not depend on the exchanger's; the
 catalogue under 200 KB with everything it loads, from no other host.
@@ -13,7 +13,17 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from bench.common import Server, report, sandbox_server, scratch, set_faults, shop_env, verdict, wrk
+from bench.common import (
+    GUNICORN_SHOP,
+    Server,
+    report,
+    sandbox_server,
+    scratch,
+    set_faults,
+    shop_env,
+    verdict,
+    wrk,
+)
 from tests.helpers import hidden_inputs
 
 CONNECTIONS = 16
@@ -51,7 +61,7 @@ def page_weight(url):
 def main():
     with scratch() as folder:
         sandbox = sandbox_server(folder, latency=LATENCY)
-        shop = Server("app:create_app()", shop_env(folder, sandbox.url), workers=2)
+        shop = Server("app:create_app()", shop_env(folder, sandbox.url), **GUNICORN_SHOP)
         try:
             buyer, cookie = buyer_with_cart(shop.url)
             cold = buyer.get(f"{shop.url}/checkout", timeout=60)

@@ -8,7 +8,9 @@ import os
 import secrets
 import threading
 import time
+from contextlib import suppress
 from decimal import Decimal
+from pathlib import Path
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -36,6 +38,22 @@ DEFAULTS = {
     "IPN_TIMEOUT": (2, 5),
     # Initial fault settings (see faults.DEFAULTS); None keeps what the database has.
     "FAULTS": None,
+    # Origins an order's ipnUrl and clientCallbackUrl may point at; None = anywhere (the
+    # platform's behaviour). Embedded in a shop: only the shop, or visitors could make the
+    # shop's host post wherever they like.
+    "CALLBACK_ORIGINS": None,
+}
+
+# The same headers as the shop's pages: the sandbox's pages are served from the shop's origin.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none';"
+        " object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
 }
 
 
@@ -90,8 +108,9 @@ def create_app(test_config=None):
     else:
         app.config.from_mapping(test_config)
     if not app.config["SECRET_KEY"]:
-        # The sandbox keeps nothing secret across restarts: a fresh key per start is enough.
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        # Every worker must sign forms with the same key, or a page from one worker posted to
+        # another fails its CSRF check: one random key, kept beside the sandbox's database.
+        app.config["SECRET_KEY"] = shared_secret_key(app.config["DATABASE"] + ".secret-key")
 
     db.init_app(app)
     app.extensions["sandbox"] = Sandbox(app)
@@ -104,7 +123,30 @@ def create_app(test_config=None):
     app.register_blueprint(pages.bp)
     app.add_template_filter(lambda text: plain(Decimal(text)), "plain")
     app.before_request(app.extensions["sandbox"].start_workers)
+    app.after_request(add_security_headers)
     return app
+
+
+def add_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def shared_secret_key(path):
+    """The key in path, made (atomically, readable by this user only) by whoever comes first."""
+    target = Path(path)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        draft = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_hex(32))
+        # link() never replaces: a worker that lost the race reads the winner's key below.
+        with suppress(FileExistsError):
+            os.link(draft, target)
+        draft.unlink()
+    return target.read_text().strip()
 
 
 def mount(app, sandbox_app, prefix="/sandbox"):

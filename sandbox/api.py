@@ -6,6 +6,7 @@ import json
 import re
 import secrets
 import time
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import BadRequest
@@ -131,8 +132,26 @@ def order_create(params, api_key):
     route = sandbox().routes.get(params.get("routeId"))
     if route is None:
         raise ApiError(ROUTE_UNAVAILABLE, "Route is not available")
+    check_callbacks(params)
     db = get_db()
     return orders.create(sandbox(), db, route, params, api_key)
+
+
+def check_callbacks(params):
+    """ipnUrl and clientCallbackUrl on an allowed origin, when CALLBACK_ORIGINS says which."""
+    allowed = current_app.config["CALLBACK_ORIGINS"]
+    if allowed is None:
+        return
+    for name in ("ipnUrl", "clientCallbackUrl"):
+        value = params.get(name)
+        if value in (None, ""):
+            continue
+        try:
+            parts = urlsplit(value) if isinstance(value, str) else None
+        except ValueError:
+            parts = None
+        if parts is None or f"{parts.scheme}://{parts.netloc}".lower() not in allowed:
+            raise ApiError(BAD_REQUEST, f"{name} must be on the shop's own site")
 
 
 def order_get(params, api_key):

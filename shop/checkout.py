@@ -20,7 +20,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
-from . import config, orders, routecache
+from . import config, orders, routecache, throttle
 from .catalog import cart_lines, empty_cart
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
@@ -264,6 +264,11 @@ def create_payload(order, route):
 
 def place_order(page):
     """Write the order, create it at the exchanger, and send the buyer to pay."""
+    if not throttle.allow_checkout():
+        message = _(
+            "You have started many orders in a short time. Please wait a few minutes, then try again."
+        )
+        return page.render(problem=message, status=429)
     db = get_db()
     order, is_new = orders.create_draft(db, draft_for(page), page.lines)
     if not is_new:

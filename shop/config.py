@@ -2,25 +2,42 @@
 
 import os
 import re
+import secrets
 from urllib.parse import urlsplit
 
+import click
+
 DEFAULT_SECRET_KEY = "dev"  # noqa: S105 - the well-known dev key that check() refuses
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+SANDBOX = "sandbox"
 
 DEFAULTS = {
     "SECRET_KEY": DEFAULT_SECRET_KEY,
     # Where buyers reach the shop; decides the clientCallbackUrl and ipnUrl sent to the exchanger.
-    "PUBLIC_URL": "http://127.0.0.1:5000",
-    # Unset means the embedded sandbox at PUBLIC_URL/sandbox.
+    "PUBLIC_URL": DEFAULT_PUBLIC_URL,
+    # The exchanger's site, or "sandbox" for the embedded one at PUBLIC_URL/sandbox (no real
+    # money). Unset means the sandbox only under debug or testing; production refuses to start.
     "EXCHANGER_URL": None,
     "EXCHANGER_API_KEY": None,
     "EXCHANGER_API_SECRET": None,
     # (connect, read) seconds for every exchanger call.
     "EXCHANGER_TIMEOUT": (3.05, 10),
+    # Total seconds one web request may wait on the exchanger, all calls and retries together:
+    # well under the worker timeout (gunicorn's --timeout 30), so a slow exchanger never gets
+    # a worker killed, and buyers hear "try again" instead of waiting on a dead page.
+    "EXCHANGER_BUDGET_SECONDS": 12,
     "SETTLEMENT_XML": "USDTTRC20",
     # The merchant's payout requisites: to-field id (or field name) -> value.
     "PAYOUT_VALUES": {},
     # Largest IPN body accepted; real ones are well under 2 KB.
     "IPN_MAX_BYTES": 16 * 1024,
+    # The IPN log's bound: a rejected body keeps this many bytes (verified ones stay whole);
+    # each address gets this many rejected entries a minute, and all together this many; past that,
+    # rejected IPNs are only counted, so a flood grows the database by a small fraction.
+    "IPN_LOG_PREFIX_BYTES": 512,
+    "IPN_LOG_PER_ADDRESS_PER_MINUTE": 30,
+    "IPN_LOG_PER_MINUTE": 300,
     # How often the order status endpoint may ask the exchanger about one order.
     "STATUS_POLL_SECONDS": 10,
     # flask reconcile: orders asked about at once, and how long a draft whose order/create
@@ -30,12 +47,21 @@ DEFAULTS = {
     # A done order is asked about again this many hours after it finished, so that a refund
     # whose single IPN was lost is still found: 1 hour, 1 day, 7 days. [] turns the checks off.
     "SETTLEMENT_CHECK_HOURS": [1, 24, 168],
+    # Orders one buyer session, and one address, may start per CHECKOUT_LIMIT_MINUTES.
+    "CHECKOUT_LIMIT_PER_SESSION": 10,
+    "CHECKOUT_LIMIT_PER_ADDRESS": 30,
+    "CHECKOUT_LIMIT_MINUTES": 10,
     # How long route lists and definitions are served from the shared cache before a refresh.
     "ROUTE_CACHE_SECONDS": 60,
     # Add a Server-Timing header (time waited on the exchanger) to every answer: benchmarks.
     "SERVER_TIMING": False,
-    # Werkzeug hash of the merchant console's password (flask console password); None = off.
+    # Werkzeug hash of the merchant console's password (flask console password); None = closed.
     "CONSOLE_PASSWORD_HASH": None,
+    # A console login lasts this long at most (logout and a new password end it sooner).
+    "CONSOLE_SESSION_HOURS": 8,
+    # Reverse proxies in front of the shop that set X-Forwarded-For and -Proto (ProxyFix).
+    # 0 trusts no such header: anyone can send them, so only the proxies' own count is safe.
+    "TRUSTED_PROXIES": 0,
     # Settings for the embedded sandbox (see sandbox.DEFAULTS).
     "SANDBOX": {},
     "SESSION_COOKIE_HTTPONLY": True,
@@ -82,20 +108,52 @@ def load(app, test_config=None):
         app.config.from_prefixed_env()
     else:
         app.config.from_mapping(test_config)
-    if not app.config["EXCHANGER_URL"] and not app.config["PAYOUT_VALUES"]:
+    production = not (app.debug or app.testing)
+    app.config["SANDBOX_MODE"] = sandbox_mode(app.config, production)
+    # The demo wallet only ever pays the sandbox: it never fills a real exchanger's payout.
+    if app.config["SANDBOX_MODE"] and not app.config["PAYOUT_VALUES"]:
         app.config["PAYOUT_VALUES"] = dict(SANDBOX_PAYOUT_VALUES)
     app.config["PUBLIC_URL"] = str(app.config["PUBLIC_URL"]).rstrip("/")
     # Behind https the session cookie (the console login) must never travel in clear.
     if app.config["PUBLIC_URL"].startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
-    check(app.config, production=not (app.debug or app.testing))
+    weak_key = app.config["SECRET_KEY"] in (None, "", DEFAULT_SECRET_KEY)
+    if weak_key and not production and not dev_server(app):
+        # Debug under gunicorn, say: the well-known key would let anyone sign a console cookie.
+        # A random one per process instead (production refuses to start, in check()).
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    check(app.config, production=production)
+
+
+def sandbox_mode(config, production):
+    """True when the embedded sandbox is the exchanger: asked for by name, or debug/testing."""
+    url = config["EXCHANGER_URL"]
+    if url == SANDBOX:
+        return True
+    if url:
+        return False
+    if production:
+        raise ConfigError(
+            "EXCHANGER_URL is not set: set FLASK_EXCHANGER_URL to your exchanger's site"
+            ' (https://...), or to "sandbox" for the built-in sandbox where no real money moves'
+        )
+    return True
+
+
+def dev_server(app):
+    """Under `flask run --debug` on loopback the known dev key is harmless; nowhere else."""
+    # `flask run` loads the app inside its own command, whose --host is the address served.
+    context = click.get_current_context(silent=True)
+    if not app.debug or context is None or context.info_name != "run":
+        return False
+    return context.params.get("host") in ("127.0.0.1", "localhost", "::1")
 
 
 def check(config, production):
     """Raise ConfigError for a setting that is malformed, or unsafe outside debug and testing."""
     for name in ("PUBLIC_URL", "EXCHANGER_URL"):
         value = config[name]
-        if value is None and name == "EXCHANGER_URL":
+        if name == "EXCHANGER_URL" and value in (None, SANDBOX):
             continue
         parts = urlsplit(str(value))
         if (
@@ -118,6 +176,9 @@ def check(config, production):
         raise ConfigError("SETTLEMENT_CHECK_HOURS must be a JSON list of hours, like [1, 24, 168]")
     if list(hours) != sorted(hours):
         raise ConfigError("SETTLEMENT_CHECK_HOURS must be in increasing order")
+    proxies = config["TRUSTED_PROXIES"]
+    if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
+        raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies, 0 to 5: {proxies!r}")
     payout = config["PAYOUT_VALUES"]
     if not isinstance(payout, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in payout.items()
@@ -131,6 +192,8 @@ def check(config, production):
         raise ConfigError(
             "PAYOUT_VALUES is missing a payout requisite: the exchanger would have nowhere to pay you"
         )
+    if not config["SANDBOX_MODE"]:
+        check_real_exchanger(config)
     for name in SECRET_SETTINGS:
         value = config[name]
         if isinstance(value, str) and value != value.strip():
@@ -138,3 +201,19 @@ def check(config, production):
     for field, value in payout.items():
         if value != value.strip():
             raise ConfigError(f"PAYOUT_VALUES[{field!r}] has stray whitespace at its start or end")
+
+
+def check_real_exchanger(config):
+    """With real money, the sandbox's demo settings would pay or call the wrong party."""
+    if config["PUBLIC_URL"] == DEFAULT_PUBLIC_URL:
+        raise ConfigError(
+            f"PUBLIC_URL is the default {DEFAULT_PUBLIC_URL}: set FLASK_PUBLIC_URL to the address"
+            " buyers and the exchanger reach the shop at, or IPNs would go to the exchanger's own"
+            " localhost"
+        )
+    demo = set(SANDBOX_PAYOUT_VALUES.values())
+    for field, value in config["PAYOUT_VALUES"].items():
+        if value in demo:
+            raise ConfigError(
+                f"PAYOUT_VALUES[{field!r}] is the sandbox's demo wallet: set your own payout requisite"
+            )

@@ -2,8 +2,9 @@
 
 import csv
 import io
+import re
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import click
@@ -22,8 +23,8 @@ from flask import (
 from flask.cli import AppGroup
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import ipn, orders
-from .db import get_db, now, transaction
+from . import ipn, logins, orders
+from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, get_exchanger
 from .forms import ButtonForm, IpnFilterForm, LoginForm, OrderFilterForm, ReviewForm
 from .reconcile import poll_order
@@ -31,8 +32,6 @@ from .reconcile import poll_order
 bp = Blueprint("console", __name__, url_prefix="/console")
 
 PAGE_SIZE = 50
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=15)
 CSV_COLUMNS = (
     "token",
     "created_at",
@@ -51,26 +50,13 @@ CSV_COLUMNS = (
 
 @bp.before_request
 def require_login():
-    """Every console page but the login needs a logged-in merchant."""
-    if request.endpoint != "console.login" and not session.get("console"):
+    """Closed without a password hash; every page but the login needs a live session."""
+    if not current_app.config["CONSOLE_PASSWORD_HASH"]:
+        abort(404)
+    if request.endpoint != "console.login" and not logins.session_valid():
+        session.pop("console", None)
         return redirect(url_for("console.login", next=request.full_path))
     return None
-
-
-def recent_failures(db):
-    since = (datetime.now(UTC) - FAILURE_WINDOW).isoformat(timespec="seconds")
-    return db.execute(
-        "SELECT COUNT(*) FROM login_failures WHERE remote_addr = ? AND failed_at >= ?",
-        (request.remote_addr, since),
-    ).fetchone()[0]
-
-
-def record_failure(db):
-    with transaction(db):
-        db.execute(
-            "INSERT INTO login_failures (remote_addr, failed_at) VALUES (?, ?)",
-            (request.remote_addr, now()),
-        )
 
 
 def safe_next(target):
@@ -83,29 +69,46 @@ def safe_next(target):
 
 @bp.route("/login", methods=("GET", "POST"))
 def login():
-    """Password login, slowed after MAX_FAILURES failures from one address."""
-    password_hash = current_app.config["CONSOLE_PASSWORD_HASH"]
+    """Password login; past the guessing limit, a one-time code from `flask console unlock`."""
     form = LoginForm()
-    db = get_db()
-    if recent_failures(db) >= MAX_FAILURES:
-        message = "Too many failed attempts. Wait 15 minutes and try again."
-        return render_template("console/login.html", form=form, blocked=message), 429
+    blocked = logins.limited()
     if form.validate_on_submit():
-        if password_hash and check_password_hash(password_hash, form.password.data):
-            # A fresh session: nothing from before the login carries over.
-            session.clear()
-            session["console"] = True
+        code = form.unlock_code.data
+        unlocked = blocked and logins.unlock_code_valid(code)
+        if blocked and not unlocked:
+            return render_login(form, blocked=True, status=429)
+        if check_password_hash(current_app.config["CONSOLE_PASSWORD_HASH"], form.password.data):
+            if unlocked:
+                logins.use_unlock_code(code)
+            logins.record("unlocked" if unlocked else "ok")
+            logins.start_session()
             return redirect(safe_next(request.args.get("next")))
-        record_failure(db)
+        logins.record("failed")
         flash("Wrong password.", "error")
-    return render_template("console/login.html", form=form, configured=bool(password_hash))
+        blocked = logins.limited()
+    return render_login(form, blocked=blocked, status=429 if blocked else 200)
+
+
+def render_login(form, blocked, status):
+    return render_template("console/login.html", form=form, blocked=blocked), status
 
 
 @bp.post("/logout")
 def logout():
     if ButtonForm().validate_on_submit():
-        session.clear()
+        logins.end_session()
     return redirect(url_for("console.login"))
+
+
+@bp.route("/logins")
+def logins_page():
+    """The latest console login attempts: who tried, from where, and what came of it."""
+    return render_template(
+        "console/logins.html",
+        attempts=logins.recent_attempts(),
+        per_address=logins.MAX_FAILURES_PER_ADDRESS,
+        overall=logins.MAX_FAILURES_GLOBAL,
+    )
 
 
 def read_filters():
@@ -148,10 +151,15 @@ def page_number():
     return min(max(1, request.args.get("page", 1, type=int)), 1_000_000)
 
 
+# = + - @ (and tab, CR) at the start of a cell make a spreadsheet run it as a formula. Excel in
+# locales whose list separator is ";" (Russian included) also starts a cell after every ";".
+FORMULA_START = re.compile(r"(^|[,;\t])(\s*)(?=[=+\-@\t\r])")
+
+
 def csv_cell(value):
-    # A cell starting with = + - @ is a formula to a spreadsheet: never let a buyer's e-mail run.
+    """The value with a ' before anything that could start a formula: a buyer's e-mail never runs."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return FORMULA_START.sub(r"\1\2'", text)
 
 
 @bp.route("/orders.csv")
@@ -159,7 +167,8 @@ def orders_csv():
     """The filtered list as CSV."""
     _, filters = read_filters()
     out = io.StringIO()
-    writer = csv.writer(out)
+    # Every cell quoted, so no reader splits one at a separator inside it.
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for order in orders.find_orders(filters):
         row = {**dict(order), "state": orders.payment_state(order)}
@@ -271,6 +280,7 @@ def ipn_log():
         "console/ipn.html",
         form=form,
         entries=rows[:PAGE_SIZE],
+        suppressed=ipn.suppressed_entries(),
         page=page,
         has_next=len(rows) > PAGE_SIZE,
         args={k: v for k, v in request.args.items() if k != "page"},
@@ -287,3 +297,9 @@ def password_command():
     if len(password) < 10:
         raise click.ClickException("use at least 10 characters")
     click.echo(f"CONSOLE_PASSWORD_HASH = {generate_password_hash(password)!r}")
+
+
+@console_cli.command("unlock")
+def unlock_command():
+    """Print a one-time code that lets you log in past the guessing limit (valid one hour)."""
+    click.echo(f"One-time unlock code (valid for one hour): {logins.new_unlock_code()}")

@@ -75,6 +75,8 @@ def routes_command():
 def check_command():
     """Call the configured exchanger once and report whether URL, keys and payout values work."""
     base = get_exchanger().base_url
+    if current_app.config["SANDBOX_MODE"]:
+        click.echo(f"NOTE {base} is the embedded sandbox: no real money moves.")
     try:
         routes = settlement_routes()
     except ExchangerRejected as exc:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 import requests
-from flask import current_app
+from flask import current_app, g, has_request_context
 from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError
@@ -93,6 +93,20 @@ def get_exchanger():
     return current_app.extensions["exchanger"]
 
 
+def request_deadline():
+    """When the current web request must stop waiting on the exchanger (time.monotonic()).
+
+    EXCHANGER_BUDGET_SECONDS from its first exchanger call, for every call of the request
+    together: a slow exchanger then costs a buyer seconds, never a worker past its timeout.
+    None outside a request (the CLI's reconcile has only the per-call timeouts).
+    """
+    if not has_request_context():
+        return None
+    if "exchanger_deadline" not in g:
+        g.exchanger_deadline = time.monotonic() + current_app.config["EXCHANGER_BUDGET_SECONDS"]
+    return g.exchanger_deadline
+
+
 def api_signature(params, api_secret):
     """sha256_hex(sha256_hex(compact JSON of all params, query first) + api_secret)."""
     text = json.dumps(params, separators=(",", ":"), ensure_ascii=False)
@@ -129,6 +143,7 @@ class ExchangerClient:
         backoff=0.2,
         session=None,
         observe=None,
+        deadline=None,
     ):
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -139,6 +154,8 @@ class ExchangerClient:
         self.session = session or requests.Session()
         # Called with (path, seconds) after every call, answered or not: timing, counting.
         self.observe = observe or (lambda path, seconds: None)
+        # Returns when the caller must stop waiting (a time.monotonic() value), or None.
+        self.deadline = deadline or (lambda: None)
         # Connection errors happen before a request is sent, so retrying them is always safe.
         # Nothing else is retried here: reads are retried below, re-signed; writes never.
         safe = Retry(total=2, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0.1)
@@ -216,16 +233,35 @@ class ExchangerClient:
 
     # -- transport -----------------------------------------------------------------------------
 
+    def remaining(self):
+        """Seconds left of the caller's time budget, or None when it has none."""
+        deadline = self.deadline()
+        return None if deadline is None else deadline - time.monotonic()
+
     def _read(self, path, params):
-        """A GET, retried with back-off when no usable answer came: reads change nothing."""
+        """A GET, retried with back-off when no usable answer came: reads change nothing.
+
+        The retries stop when the time budget is spent: a slow exchanger is not waited on twice.
+        """
         for attempt in range(self.read_retries + 1):
             try:
                 return self._call("GET", path, query=params)
             except ExchangerUnavailable:
-                if attempt == self.read_retries:
+                pause = self.backoff * 2**attempt
+                left = self.remaining()
+                if attempt == self.read_retries or (left is not None and left <= pause):
                     raise
-                time.sleep(self.backoff * 2**attempt)
+                time.sleep(pause)
         raise AssertionError("unreachable")
+
+    def _timeout(self, path):
+        """(connect, read) seconds for one call, cut to what is left of the time budget."""
+        left = self.remaining()
+        if left is None:
+            return self.timeout
+        if left <= 0:
+            raise ExchangerUnavailable(f"{path}: the time budget is spent", may_have_acted=False)
+        return tuple(min(part, left) for part in self.timeout)
 
     def _nonce(self):
         # Strictly increasing per client, even for two calls in the same millisecond.
@@ -246,6 +282,7 @@ class ExchangerClient:
             headers["hash"] = api_signature({**query, **(body or {})}, self.api_secret)
         data = json.dumps(body, separators=(",", ":"), ensure_ascii=False) if body else None
         started = time.perf_counter()
+        timeout = self._timeout(path)
         try:
             response = self.session.request(
                 method,
@@ -253,7 +290,7 @@ class ExchangerClient:
                 params=query,
                 data=data.encode() if data else None,
                 headers=headers,
-                timeout=self.timeout,
+                timeout=timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:

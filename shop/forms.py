@@ -133,6 +133,8 @@ def requisite_form_class(route):
 
 class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[InputRequired(), Length(max=200)])
+    # Only past the guessing limit: printed by `flask console unlock` on the server.
+    unlock_code = StringField("One-time unlock code", validators=[Length(max=100)])
 
 
 class ReviewForm(FlaskForm):

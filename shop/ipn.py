@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 import click
 import requests
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 from flask.cli import AppGroup
 
 from . import orders
@@ -110,11 +110,7 @@ def find_order(db, fields):
         if signed_by(fields, order["ipn_secret"]):
             return order
         raise Rejected(403, "checksum does not match")
-    drafts = db.execute(
-        "SELECT * FROM orders WHERE status = ? AND exchanger_id IS NULL ORDER BY id DESC LIMIT 500",
-        (orders.DRAFT,),
-    ).fetchall()
-    for draft in drafts:
+    for draft in drafts_in_limbo(db, fields):
         if signed_by(fields, draft["ipn_secret"]):
             with transaction(db):
                 db.execute(
@@ -123,6 +119,30 @@ def find_order(db, fields):
                 )
             return db.execute("SELECT * FROM orders WHERE id = ?", (draft["id"],)).fetchone()
     raise Rejected(403, "unknown order")
+
+
+# Drafts in limbo are few and young: an unknown orderId costs at most this many checksums,
+# however many drafts an attacker or an outage has left behind.
+MAX_DRAFTS_TRIED = 20
+# An IPN follows its order/create within minutes; older drafts are reconciliation's business.
+LIMBO_WINDOW = timedelta(hours=2)
+
+
+def drafts_in_limbo(db, fields):
+    """The young drafts with no exchanger ids whose currencies match the IPN's, newest first."""
+    young = datetime.now(UTC) - LIMBO_WINDOW
+    # 'draft' spelled out (orders.DRAFT): SQLite uses the partial index orders_in_limbo only
+    # when the query's own text implies its WHERE.
+    return db.execute(
+        "SELECT * FROM orders WHERE status = 'draft' AND exchanger_id IS NULL AND from_xml = ?"
+        " AND to_xml = ? AND created_at >= ? ORDER BY created_at DESC LIMIT ?",
+        (
+            fields["xml_from"],
+            fields["xml_to"],
+            young.isoformat(timespec="seconds"),
+            MAX_DRAFTS_TRIED,
+        ),
+    ).fetchall()
 
 
 def check_matches(order, fields):
@@ -135,35 +155,109 @@ def check_matches(order, fields):
         raise Rejected(400, "unknown status")
 
 
+# -- the IPN log and its bound ---------------------------------------------------------------
+#
+# Every IPN is logged before it is parsed, but only as a bounded prefix of its body; one that
+# proves genuine is then stored whole. Each address may have IPN_LOG_PER_ADDRESS_PER_MINUTE
+# rejected entries a minute (IPN_LOG_PER_MINUTE across all); past that, a request from it is
+# logged only once it proves genuine, and rejected ones are counted per minute and address in
+# ipn_log_suppressed. Junk thus costs no fsync and at most a counter update, and a real IPN is
+# never dropped or held back.
+
+
+def over_allowance(db):
+    """True when this address, or everyone together, had its fill of rejected entries lately.
+
+    Only rejected entries (and ones still being handled) count: an exchanger sending many
+    genuine IPNs never loses the log-first line, while junk soon stops being stored.
+    """
+    config, since = current_app.config, _minute_ago()
+    mine = db.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE remote_addr = ?"
+        " AND outcome IN ('received', 'rejected') AND received_at >= ? LIMIT ?)",
+        (request.remote_addr, since, config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]),
+    ).fetchone()[0]
+    if mine >= config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]:
+        return True
+    everyone = db.execute(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE outcome IN ('received', 'rejected')"
+        " AND received_at >= ? LIMIT ?)",
+        (since, config["IPN_LOG_PER_MINUTE"]),
+    ).fetchone()[0]
+    return everyone >= config["IPN_LOG_PER_MINUTE"]
+
+
+def _minute_ago():
+    return (datetime.now(UTC) - timedelta(minutes=1)).isoformat(timespec="seconds")
+
+
+def _headers():
+    return json.dumps(
+        {name: request.headers[name][:200] for name in LOGGED_HEADERS if name in request.headers}
+    )
+
+
 def log_received(db, body):
-    """Store the IPN before anything else, so even one that crashes us is on record."""
-    limit = current_app.config["IPN_MAX_BYTES"]
-    # Not fsynced alone: the IPN's outcome is written durably before it is answered, and in
-    # WAL mode that commit makes this line durable too.
+    """Log the IPN (a bounded prefix) before anything else; None when past the allowance."""
+    g.ipn_body = body
+    prefix = body[: current_app.config["IPN_LOG_PREFIX_BYTES"]].decode("utf-8", "replace")
+    # Not fsynced alone: a genuine IPN's outcome is written durably before it is answered, and
+    # in WAL mode that commit makes this line durable too.
     with transaction(db, durable=False):
-        headers = {
-            name: request.headers[name][:200] for name in LOGGED_HEADERS if name in request.headers
-        }
+        if over_allowance(db):
+            return None
         cursor = db.execute(
             "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body, outcome)"
             " VALUES (?, ?, ?, ?, ?, 'received')",
-            (
-                now(),
-                request.remote_addr,
-                (request.content_type or "")[:200],
-                json.dumps(headers),
-                body[:limit].decode("utf-8", "replace"),
-            ),
+            (now(), request.remote_addr, (request.content_type or "")[:200], _headers(), prefix),
         )
     return cursor.lastrowid
 
 
 def log_outcome(db, log_id, outcome, reason, order_id=None):
+    """Record what became of an IPN: a genuine one whole, a rejected one as its prefix or a count."""
+    if outcome == "rejected":
+        # Junk is evidence, not money: no fsync of its own.
+        with transaction(db, durable=False):
+            if log_id is None:
+                count_suppressed(db)
+            else:
+                db.execute(
+                    "UPDATE ipn_log SET outcome = ?, reason = ? WHERE id = ?",
+                    (outcome, reason, log_id),
+                )
+        return
+    body = g.get("ipn_body", b"").decode("utf-8", "replace")
     with transaction(db):
-        db.execute(
-            "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ? WHERE id = ?",
-            (outcome, reason, order_id, log_id),
-        )
+        if log_id is None:
+            db.execute(
+                "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body,"
+                " outcome, reason, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    now(),
+                    request.remote_addr,
+                    (request.content_type or "")[:200],
+                    _headers(),
+                    body,
+                    outcome,
+                    reason,
+                    order_id,
+                ),
+            )
+        else:
+            db.execute(
+                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ?, body = ? WHERE id = ?",
+                (outcome, reason, order_id, body, log_id),
+            )
+
+
+def count_suppressed(db):
+    db.execute(
+        "INSERT INTO ipn_log_suppressed (minute, remote_addr, count, bytes) VALUES (?, ?, 1, ?)"
+        " ON CONFLICT (minute, remote_addr) DO UPDATE SET count = count + 1,"
+        " bytes = bytes + excluded.bytes",
+        (now()[:16], request.remote_addr or "", len(g.get("ipn_body", b""))),
+    )
 
 
 def read_body():
@@ -202,6 +296,17 @@ def receive():
         outcome = orders.apply_event(db, order["id"], event)
         log_outcome(db, log_id, outcome, None, order["id"])
     return "OK\n", 200
+
+
+def suppressed_entries(limit=20):
+    """The latest per-minute counts of rejected IPNs that were not logged one by one."""
+    return (
+        get_db()
+        .execute(
+            "SELECT * FROM ipn_log_suppressed ORDER BY minute DESC, count DESC LIMIT ?", (limit,)
+        )
+        .fetchall()
+    )
 
 
 def log_entries(outcome=None, limit=50, offset=0):
@@ -278,4 +383,5 @@ def prune_command(days):
     db = get_db()
     with transaction(db):
         removed = db.execute("DELETE FROM ipn_log WHERE received_at < ?", (cutoff,)).rowcount
+        db.execute("DELETE FROM ipn_log_suppressed WHERE minute < ?", (cutoff[:16],))
     click.echo(f"Removed {removed} IPN log entries older than {days} days.")

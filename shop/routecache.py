@@ -16,6 +16,7 @@ from .db import get_db, transaction
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 
 LEASE_SECONDS = 30
+WAIT_STEP = 0.02
 
 
 class Cached:
@@ -58,22 +59,62 @@ def forget(key):
         db.execute("DELETE FROM route_cache WHERE key = ?", (key,))
 
 
+def _claim_missing(db, key, now):
+    """Take the lease on an entry nobody has cached yet (a placeholder row, fetched_at 0)."""
+    with transaction(db):
+        cursor = db.execute(
+            "INSERT INTO route_cache (key, value, fetched_at, refreshing_until)"
+            " VALUES (?, 'null', 0, ?) ON CONFLICT (key) DO UPDATE"
+            " SET refreshing_until = excluded.refreshing_until"
+            " WHERE route_cache.fetched_at = 0 AND route_cache.refreshing_until < ?",
+            (key, now + LEASE_SECONDS, now),
+        )
+    return cursor.rowcount == 1
+
+
+def _wait_for(db, key):
+    """The entry another worker is fetching, once stored; None if it gave up or failed."""
+    left = get_exchanger().remaining()
+    end = time.monotonic() + (LEASE_SECONDS if left is None else min(LEASE_SECONDS, left))
+    while time.monotonic() < end:
+        row = _row(db, key)
+        if row is None or row["fetched_at"] > 0 or row["refreshing_until"] < time.time():
+            return row if row is not None and row["fetched_at"] > 0 else None
+        # A fetch takes tens of milliseconds to seconds; polling the row costs microseconds.
+        time.sleep(WAIT_STEP)
+    return None
+
+
+def _cached(row):
+    return Cached(json.loads(row["value"], parse_float=Decimal), stale=row["failed_at"] is not None)
+
+
 def get(key, fetch):
-    """The cached value for key, fetching it when missing or expired; a Cached."""
+    """The cached value for key, fetching it when missing or expired; a Cached.
+
+    One worker fetches a missing or expired entry; the others serve the old value, or, when
+    there is none yet, wait for that worker's answer instead of asking the exchanger too.
+    """
     db = get_db()
     row = _row(db, key)
     now = time.time()
-    if row is not None:
-        value = json.loads(row["value"], parse_float=Decimal)
+    if row is not None and row["fetched_at"] > 0:
         fresh = now - row["fetched_at"] < current_app.config["ROUTE_CACHE_SECONDS"]
         if fresh or not _claim(db, key, now):
-            return Cached(value, stale=row["failed_at"] is not None)
+            return _cached(row)
+    else:
+        row = None
+        if not _claim_missing(db, key, now):
+            stored = _wait_for(db, key)
+            if stored is not None:
+                return _cached(stored)
     try:
         value = fetch()
     except ExchangerError as exc:
         # Down, slow, under maintenance or flooded: the old value will do, with a notice.
         passing = isinstance(exc, ExchangerUnavailable) or exc.retry_after is not None
         if row is None or not passing:
+            _release_missing(db, key)
             raise
         with transaction(db):
             db.execute(
@@ -81,9 +122,15 @@ def get(key, fetch):
                 (now, key),
             )
         current_app.logger.warning("serving cached %s: the exchanger did not answer", key)
-        return Cached(value, stale=True)
+        return Cached(_cached(row).value, stale=True)
     store(key, value)
     return Cached(value, stale=False)
+
+
+def _release_missing(db, key):
+    """After a failed first fetch: drop the placeholder so waiting workers stop waiting."""
+    with transaction(db):
+        db.execute("DELETE FROM route_cache WHERE key = ? AND fetched_at = 0", (key,))
 
 
 def routes():

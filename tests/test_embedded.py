@@ -95,6 +95,7 @@ def gunicorn_shop(tmp_path):
         "FLASK_SECRET_KEY": "gunicorn-test-secret-0123456789abcdef",
         "FLASK_DATABASE": database,
         "FLASK_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "FLASK_EXCHANGER_URL": "sandbox",
         "FLASK_SANDBOX": json.dumps(FAST_SANDBOX),
     }
     command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync"]

@@ -136,12 +136,17 @@ def test_login_keeps_its_next_page(console_app):
     assert log_in(console_app.test_client(), next_path="/console/ipn").location == "/console/ipn"
 
 
-def test_without_a_password_hash_the_console_says_how_to_set_one(tmp_path):
-    app = create_app(
-        {"TESTING": True, "DATABASE": str(tmp_path / "s.sqlite"), "SANDBOX": {"BACKGROUND": False}}
-    )
-    page = app.test_client().get("/console/login").get_data(as_text=True)
-    assert "console password" in page and 'name="password"' not in page
+def test_without_a_password_hash_every_console_route_is_closed(app, client):
+    """README: an unset CONSOLE_PASSWORD_HASH closes the console, login page included."""
+    assert app.config["CONSOLE_PASSWORD_HASH"] is None
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint.startswith("console.")]
+    for rule in rules:
+        url = rule.build({"token": "x"}, append_unknown=False)[1]
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            answer = client.open(url, method=method, data={"password": "", "note": "x"})
+            assert answer.status_code == 404, (rule, method)
+    page = client.get("/console/login").get_data(as_text=True)
+    assert "There is nothing at this address." in page and 'name="password"' not in page
 
 
 def test_session_cookie_flags(tmp_path):

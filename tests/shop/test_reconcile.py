@@ -105,6 +105,7 @@ def test_a_draft_whose_create_never_answered_is_failed_after_its_timeout(app, cl
 
 
 def test_many_orders_are_checked_with_bounded_concurrency(app, client):
+    app.config["CHECKOUT_LIMIT_PER_SESSION"] = 100
     for _ in range(12):
         place_order(client)
     for row in rows(app, "SELECT exchanger_uid FROM orders"):

@@ -1,0 +1,55 @@
+"""Checkout's throttle: how many orders one buyer session, and one address, may start.
+
+Every order/create costs an exchanger call and leaves an order there; without a limit one
+session made 30 in 0.7 s, enough to push the shop into the exchanger's anti-flood limit.
+Counted in the database, so every worker and host shares the count. (Flask-Limiter would keep
+it per process, or need Redis or Memcached: a second service for what one table does here.)
+"""
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app, request, session
+
+from .db import get_db, now, transaction
+
+
+def session_key():
+    """A random id for this buyer's session (the cookie session has none of its own)."""
+    if not isinstance(session.get("throttle"), str):
+        session["throttle"] = secrets.token_urlsafe(16)
+    return session["throttle"]
+
+
+def allow_checkout():
+    """Count this order creation; False when the session or the address has had enough."""
+    config = current_app.config
+    since = (datetime.now(UTC) - timedelta(minutes=config["CHECKOUT_LIMIT_MINUTES"])).isoformat(
+        timespec="seconds"
+    )
+    key, address = session_key(), request.remote_addr or ""
+    db = get_db()
+    # Counted and recorded in one write transaction: concurrent submits cannot all slip under.
+    with transaction(db, durable=False):
+        mine = _count(db, "session_key", key, since, config["CHECKOUT_LIMIT_PER_SESSION"])
+        here = _count(db, "remote_addr", address, since, config["CHECKOUT_LIMIT_PER_ADDRESS"])
+        if (
+            mine >= config["CHECKOUT_LIMIT_PER_SESSION"]
+            or here >= config["CHECKOUT_LIMIT_PER_ADDRESS"]
+        ):
+            return False
+        db.execute(
+            "INSERT INTO checkout_attempts (session_key, remote_addr, attempted_at) VALUES (?, ?, ?)",
+            (key, address, now()),
+        )
+        db.execute("DELETE FROM checkout_attempts WHERE attempted_at < ?", (since,))
+    return True
+
+
+def _count(db, column, value, since, limit):
+    # column is one of two names written above, never input.
+    return db.execute(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM checkout_attempts WHERE {column} = ?"  # noqa: S608
+        " AND attempted_at >= ? LIMIT ?)",
+        (value, since, limit),
+    ).fetchone()[0]
