@@ -24,6 +24,7 @@ from .errors import (
     ApiError,
 )
 from .faults import FaultSettingError
+from .jsjson import js_json
 
 bp = Blueprint("api", __name__, url_prefix="/service/api/v1")
 
@@ -79,9 +80,12 @@ def param(params, name, *aliases):
 
 
 def signature(params, api_secret):
-    """sha256_hex(sha256_hex(compact JSON of query-then-body params) + api_secret)."""
-    text = json.dumps(params, separators=(",", ":"), ensure_ascii=False)
-    inner = hashlib.sha256(text.encode()).hexdigest()
+    """sha256_hex(sha256_hex(JSON.stringify of query-then-body params) + api_secret).
+
+    Over the params as a Node server holds them after parsing: numbers re-written the way
+    JavaScript writes them, so 150.0 in a body is signed as 150.
+    """
+    inner = hashlib.sha256(js_json(params).encode()).hexdigest()
     return hashlib.sha256((inner + api_secret).encode()).hexdigest()
 
 
