@@ -340,7 +340,7 @@ def log_entries(outcome=None, limit=50, offset=0):
 
 # -- command line: a test trigger for merchants, and log upkeep -------------------------------
 
-ipn_cli = AppGroup("ipn", help="Send test IPNs to this shop; prune the IPN log.")
+ipn_cli = AppGroup("ipn", help="Send test IPNs to this shop; inspect and prune the IPN log.")
 
 
 def test_fields(order, status, stale, amount, bad_hash):
@@ -389,6 +389,27 @@ def send_command(token, status, stale, duplicate, bad_hash, amount):
         click.echo(f"{answer.status_code} {answer.text.strip()}")
     after = get_db().execute("SELECT status FROM orders WHERE id = ?", (order["id"],)).fetchone()
     click.echo(f"Order {token} is now {after['status']}.")
+
+
+@ipn_cli.command("inspect")
+@click.option("--last", type=click.IntRange(1, 500), default=10, show_default=True)
+def inspect_command(last):
+    """Show the last IPNs received: outcome, which field held the checksum, whether it verified.
+
+    The docs never say where the platform puts the checksum; the first real IPN does.
+    """
+    entries = log_entries(limit=last)
+    if not entries:
+        click.echo("No IPN has been received yet.")
+        return
+    for entry in entries:
+        verified = (
+            f"verified ({entry['checksum_field']})" if entry["checksum_field"] else "NOT verified"
+        )
+        click.echo(f"#{entry['id']} {entry['received_at']} {entry['outcome']:9} {verified}")
+        click.echo(f"    content type: {entry['content_type'] or '(none)'}")
+        if entry["reason"]:
+            click.echo(f"    reason: {entry['reason']}")
 
 
 @ipn_cli.command("prune")

@@ -426,3 +426,20 @@ def test_the_same_amount_spelled_differently_is_not_the_signed_one(app, client, 
     )
     assert respelled != body
     assert client.post(path, data=respelled, content_type=content_type).status_code == 403
+
+
+def test_ipn_inspect_shows_which_field_held_the_checksum_and_whether_it_verified(
+    app, client, order
+):
+    runner = app.test_cli_runner()
+    assert "No IPN has been received yet." in runner.invoke(args=["ipn", "inspect"]).output
+    path, body, content_type = variant_ipn(order, "inProgress", name="sign", where="query")
+    client.post(path, data=body, content_type=content_type)
+    path, body, content_type = variant_ipn(order, "done", secret="forged", encoding="json")
+    client.post(path, data=body, content_type=content_type)
+    output = runner.invoke(args=["ipn", "inspect"]).output
+    newest, older = output.split("\n#")
+    assert "rejected  NOT verified" in newest and "content type: application/json" in newest
+    assert "checksum tried: body:hash" in newest and "arrived: body:orderUID" in newest
+    assert "applied   verified (query:sign)" in older
+    assert order["ipn_secret"] not in output
