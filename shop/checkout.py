@@ -255,7 +255,6 @@ def create_payload(order, route):
         "lang": order["lang"],
         "agreement": True,
         "hideOutData": True,
-        "partner": "",
         "clientCallbackUrl": f"{public}/orders/{order['token']}/return",
         "ipnUrl": f"{public}/ipn",
         "ipnSecret": order["ipn_secret"],

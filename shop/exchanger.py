@@ -189,6 +189,32 @@ def wire_headers(query, body):
     }
 
 
+def create_body(payload):
+    """order/create's body as the platform's front-end sends it: no partner when there is none."""
+    body = dict(payload)
+    if not body.get("partner"):
+        body.pop("partner", None)
+    return body
+
+
+def http_problem(response):
+    """A non-200 answer in words; a redirect names where it points (EXCHANGER_URL is not canonical)."""
+    if response.is_redirect:
+        target = response.headers.get("Location", "")[:200]
+        return f"HTTP {response.status_code} redirect to {target} (set EXCHANGER_URL to the final address)"
+    return f"HTTP {response.status_code}"
+
+
+def not_json_problem(response):
+    """What came instead of JSON: an HTML page is a bot check, a login wall or the wrong URL."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    if b"<html" in response.content[:1000].lower() or kind == "text/html":
+        return (
+            f"the answer is an HTML page, not JSON ({kind}: a bot check, or not the API's address?)"
+        )
+    return f"the answer is not JSON ({kind})"
+
+
 def _nothing_sent(exc):
     """True when the request certainly never reached the exchanger."""
     if isinstance(exc, requests.ConnectTimeout):
@@ -264,7 +290,7 @@ class ExchangerClient:
 
     def create_order(self, payload):
         """order/create; never retried, since a retry could make a second order."""
-        data = self._call("POST", "public/exchanger/order/create", body=payload)
+        data = self._call("POST", "public/exchanger/order/create", body=create_body(payload))
         uid, secret = str(data.get("uid", "")), data.get("secret")
         in_amount, out_amount = _decimal(data.get("inAmount")), _decimal(data.get("outAmount"))
         order_id = data.get("_id")
@@ -292,7 +318,8 @@ class ExchangerClient:
 
     def update_status(self, uid, secret, status):
         """order/update-status (PUT): only the changes a client may make."""
-        body = {"orderUID": uid, "orderSecret": secret, "status": status}
+        # A string, as the platform's own front-end sends it (exchanger-api.md 8).
+        body = {"orderUID": str(uid), "orderSecret": secret, "status": status}
         return self._call("PUT", "public/exchanger/order/update-status", body=body)
 
     def payment_url(self, lang, uid, secret):
@@ -355,11 +382,11 @@ class ExchangerClient:
 
     def _unwrap(self, path, response):
         if response.status_code != 200:
-            raise ExchangerUnavailable(f"{path}: HTTP {response.status_code}")
+            raise ExchangerUnavailable(f"{path}: {http_problem(response)}")
         try:
             answer = json.loads(response.content, parse_float=Decimal)
         except ValueError:
-            raise ExchangerUnavailable(f"{path}: the answer is not JSON") from None
+            raise ExchangerUnavailable(f"{path}: {not_json_problem(response)}") from None
         if not isinstance(answer, dict) or not isinstance(answer.get("success"), bool):
             raise ExchangerUnavailable(f"{path}: the answer has no envelope")
         if not answer["success"]:
