@@ -1,7 +1,10 @@
-"""IPN delivery as the merchant docs describe it: one signed form POST per change, never retried.
+"""IPN delivery: one signed POST per change, never retried (what the merchant docs say).
 
-Each delivery is written to ipn_deliveries first, then sent by a background thread, so the
-request that caused the change never waits on the merchant's server.
+The docs do not say where the checksum travels or under which name, how toValues is encoded,
+or how amounts are spelled: those are guesses, played as switchable variants (faults.VARIANTS)
+so that a receiver is tested against each. Each delivery is written to ipn_deliveries first,
+then sent by a background thread, so the request that caused the change never waits on the
+merchant's server.
 """
 
 import hashlib
