@@ -135,8 +135,20 @@ def read_json(body):
     def refuse_constant(name):
         raise ValueError(name)
 
+    def refuse_repeats(pairs):
+        # As in a form: a field given twice could be read one way and signed the other.
+        if len({name for name, _ in pairs}) != len(pairs):
+            raise ValueError("a field given twice")
+        return dict(pairs)
+
     try:
-        data = json.loads(body, parse_float=str, parse_int=str, parse_constant=refuse_constant)
+        data = json.loads(
+            body,
+            parse_float=str,
+            parse_int=str,
+            parse_constant=refuse_constant,
+            object_pairs_hook=refuse_repeats,
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise Rejected(400, "not a JSON object") from None
     if not isinstance(data, dict) or len(data) > 200:

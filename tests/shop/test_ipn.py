@@ -443,3 +443,10 @@ def test_ipn_inspect_shows_which_field_held_the_checksum_and_whether_it_verified
     assert "checksum tried: body:hash" in newest and "arrived: body:orderUID" in newest
     assert "applied   verified (query:sign)" in older
     assert order["ipn_secret"] not in output
+
+
+def test_a_repeated_field_in_a_signed_json_ipn_is_malformed(app, client, order):
+    path, body, content_type = variant_ipn(order, "done", encoding="json")
+    repeated = body[:-1] + ',"newStatus":"inProgress"}'
+    assert client.post(path, data=repeated, content_type=content_type).status_code == 400
+    assert client.post(path, data=body, content_type=content_type).status_code == 200
