@@ -51,6 +51,15 @@ NODE_TEXTS = (
     '"pair":"\U0001f600","4294967295":1,"01":2,"nested":[{"key":"k","value":null},true,false]}'
 )
 
+# The platform's own example, from its front-end's API page (NRepeat/exchanger-client-web,
+# pages/user/api.vue): GET_PARAMS {time:123456789}, POST_PARAMS {param1:'val1'}, and this
+# secret give the header hash shown there (sha256, though its text says SHA512).
+PLATFORM_EXAMPLE = (
+    {"time": 123456789, "param1": "val1"},
+    "97aab8410868ba7c1824f490999607c0ce46a3de",
+    "ac876c6314ffcca01b0e65571cc136cedfb2c3d8e2194aaaf364ca7123568fc7",
+)
+
 # const sha = s => require("crypto").createHash("sha256").update(s).digest("hex");
 # const t = JSON.stringify(PARAMS); console.log(sha(sha(t) + "api-secret"));
 SIGNED = [
@@ -76,6 +85,11 @@ SIGNED = [
         "459049704811be899bb5c831770f9f91e162e36876ed888a56d27738391982a4",
     ),
 ]
+
+
+def test_the_platforms_own_example_signature():
+    params, secret, expected = PLATFORM_EXAMPLE
+    assert api_signature(params, secret) == expected
 
 
 def test_numbers_are_written_as_javascript_writes_them():
