@@ -15,6 +15,7 @@ from .db import get_db
 from .errors import (
     ANTI_FLOOD,
     BAD_REQUEST,
+    CAPTCHA_REQUIRED,
     MAINTENANCE,
     NOT_AUTHORISED,
     ORDER_NOT_FOUND,
@@ -132,6 +133,10 @@ def route_one(params, api_key):
 
 
 def order_create(params, api_key):
+    captcha = sandbox().faults.current()["captcha"]
+    # The sandbox cannot check a real captcha: any non-empty one counts as solved.
+    if captcha == "unsigned" and api_key is None and not param(params, "captcha"):
+        raise ApiError(CAPTCHA_REQUIRED, "Captcha required")
     route = sandbox().routes.get(params.get("routeId"))
     if route is None:
         raise ApiError(ROUTE_UNAVAILABLE, "Route is not available")

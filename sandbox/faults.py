@@ -23,6 +23,9 @@ VARIANTS = {
     "ipn_encoding": ("form", "json"),
     "ipn_amounts": ("plain", "zeros", "exponent"),
     "start_status": ("waitPayment", "new"),
+    # Whether a server-side order/create must solve a captcha is not public: "unsigned" asks
+    # for one (error 1601588666628861) unless the call is signed with a merchant key.
+    "captcha": ("off", "unsigned"),
 }
 
 DEFAULTS = {

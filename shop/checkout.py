@@ -273,6 +273,11 @@ def place_order(page):
     except ExchangerRejected as exc:
         reason = f"rejected {exc.code}: {exc.message}"
         orders.record_create_error(db, order["id"], reason, final=True)
+        if exc.captcha_required:
+            current_app.logger.error(
+                "order/create asks for a captcha: this site takes server-side orders only with"
+                " a merchant key (EXCHANGER_API_KEY) or after its operator allows them"
+            )
         return rejected(page, exc)
     except ExchangerUnavailable as exc:
         orders.record_create_error(db, order["id"], exc.message, final=not exc.may_have_acted)

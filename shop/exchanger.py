@@ -25,6 +25,7 @@ ROUTE_UNAVAILABLE = 6801545277215051
 ANTI_FLOOD = 5030000
 NOT_AUTHORISED = 40301
 MAINTENANCE = 5555555555555555
+CAPTCHA_REQUIRED = 1601588666628861
 UID_PATTERN = re.compile(r"^\d{1,12}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9]{8,64}$")
 
@@ -64,6 +65,11 @@ class ExchangerRejected(ExchangerError):
     @property
     def route_unavailable(self):
         return self.code == ROUTE_UNAVAILABLE
+
+    @property
+    def captcha_required(self):
+        """The site wants a captcha a server cannot solve: a setup problem, not the buyer's."""
+        return self.code == CAPTCHA_REQUIRED
 
     @property
     def retry_after(self):

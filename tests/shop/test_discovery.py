@@ -124,7 +124,10 @@ def test_check_names_an_html_answer(tmp_path):
 
 
 def test_create_test_order_creates_a_whole_number_order_and_cancels_it(tmp_path):
-    server = SandboxServer(str(tmp_path / "s.sqlite"), API_KEYS={"right": "secret"})
+    # Signed, so even a site that wants a captcha from anonymous servers takes it.
+    server = SandboxServer(
+        str(tmp_path / "s.sqlite"), API_KEYS={"right": "secret"}, FAULTS={"captcha": "unsigned"}
+    )
     try:
         app = shop_for(
             tmp_path, server.url, EXCHANGER_API_KEY="right", EXCHANGER_API_SECRET="secret"
