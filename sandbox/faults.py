@@ -1,4 +1,5 @@
-"""Faults the sandbox injects on purpose: lost, duplicated, late and forged IPNs; a bad API.
+"""Faults the sandbox injects on purpose (lost, duplicated, late and forged IPNs; a bad API),
+and the variants it plays where the docs are silent (where the IPN checksum travels, ...).
 
 Settings live in the sandbox database so every worker process sees the same ones; the random
 choices come from one seeded generator per process, so a single-process run is repeatable.
@@ -14,6 +15,18 @@ SHARES = ("ipn_drop", "ipn_duplicate", "ipn_forge", "api_error", "api_hang")
 RANGES = ("ipn_delay", "api_latency", "api_answer_delay")
 API_ERROR_KINDS = ("envelope", "antiflood", "http500", "html", "badjson")
 MAX_SECONDS = 60
+# Where the docs are silent, the sandbox plays each plausible reading; these are guesses, so
+# an integration should pass against every one (sandbox/README.md, "Variants").
+VARIANTS = {
+    "ipn_checksum_field": ("hash", "sign", "signature", "checksum"),
+    "ipn_checksum_in": ("body", "query"),
+    "ipn_encoding": ("form", "json"),
+    "ipn_amounts": ("plain", "zeros", "exponent"),
+    "start_status": ("waitPayment", "new"),
+    # Whether a server-side order/create must solve a captcha is not public: "unsigned" asks
+    # for one (error 1601588666628861) unless the call is signed with a merchant key.
+    "captcha": ("off", "unsigned"),
+}
 
 DEFAULTS = {
     "seed": 1,
@@ -29,6 +42,7 @@ DEFAULTS = {
     "api_error_kinds": list(API_ERROR_KINDS),
     "api_hang": 0.0,
     "api_hang_seconds": 15.0,
+    **{name: choices[0] for name, choices in VARIANTS.items()},
 }
 
 
@@ -64,6 +78,10 @@ def _checked(name, value):
         if low > high:
             raise FaultSettingError(f"{name}: min is above max")
         return [low, high]
+    if name in VARIANTS:
+        if value not in VARIANTS[name]:
+            raise FaultSettingError(f"{name} must be one of {', '.join(VARIANTS[name])}")
+        return value
     if name == "api_hang_seconds":
         return _number(name, value, 0, MAX_SECONDS)
     if not isinstance(value, list) or not value or not set(value) <= set(API_ERROR_KINDS):

@@ -106,12 +106,13 @@ def create(sandbox, db, route, payload, api_key):
         " from_values, to_values, route_values, lang, hide_out_data, client_callback_url,"
         " ipn_url, ipn_secret, partner, api_key, created_at, expires_at, status_changed_at)"
         " VALUES ((SELECT COALESCE(MAX(uid), 10400) + 1 FROM orders),"
-        " ?, ?, ?, ?, 'waitPayment', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             order_id,
             _random_text(string.ascii_uppercase + string.digits, 11),
             _random_text(string.ascii_letters + string.digits, 24),
             route["routeId"],
+            start_status(sandbox, payload),
             str(sent),
             str(received),
             json.dumps(values["fromValues"]),
@@ -142,6 +143,15 @@ def create(sandbox, db, route, payload, api_key):
         "inAmount": float(sent),
         "outAmount": float(received),
     }
+
+
+def start_status(sandbox, payload):
+    """'new' (the payer confirms first) or 'waitPayment': a setting, since no public source says
+    which a real site uses for server-side orders. The front-end skips the confirm step with
+    skipPreview."""
+    if _truthy(payload.get("skipPreview")):
+        return "waitPayment"
+    return sandbox.faults.current()["start_status"]
 
 
 def _truthy(value):

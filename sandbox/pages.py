@@ -22,6 +22,7 @@ TEXT = {
         "time_left": "Time left to pay",
         "minutes": "min",
         "paid": "I have paid",
+        "confirm": "Confirm the order",
         "cancel": "Cancel the order",
         "back": "Return to the shop",
         "your_details": "Your details",
@@ -41,6 +42,7 @@ TEXT = {
         "time_left": "Осталось времени на оплату",
         "minutes": "мин",
         "paid": "Я оплатил",
+        "confirm": "Подтвердить заявку",
         "cancel": "Отменить заявку",
         "back": "Вернуться в магазин",
         "your_details": "Ваши реквизиты",
@@ -134,11 +136,14 @@ def payer_page(lang, uid, secret):
     )
 
 
-@bp.post("/<lang>/<any(payment, order):page>/<uid>/<secret>/<any(paid, cancel):action>")
+PAYER_ACTIONS = {"confirm": "waitPayment", "paid": "inProgress", "cancel": "deleted"}
+
+
+@bp.post("/<lang>/<any(payment, order):page>/<uid>/<secret>/<any(confirm, paid, cancel):action>")
 def payer_action(lang, page, uid, secret, action):
-    """'I have paid' (waitPayment -> inProgress) or cancel (new|waitPayment -> deleted)."""
+    """Confirm (new -> waitPayment), 'I have paid' (waitPayment -> inProgress) or cancel."""
     order = payer_order(lang, uid, secret)
-    new_status = "inProgress" if action == "paid" else "deleted"
+    new_status = PAYER_ACTIONS[action]
     if (order["status"], new_status) in orders.CLIENT_CHANGES:
         orders.change_status(current_app.extensions["sandbox"], get_db(), order, new_status)
     return redirect(url_for(f"pages.{page}", lang=lang, uid=order["uid"], secret=order["secret"]))

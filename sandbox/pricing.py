@@ -28,13 +28,18 @@ def round_to(value, decimals, rounding):
 
 
 def best_discount(discounts, amount_in):
-    """The largest discount percent whose threshold the sent amount passes."""
-    eligible = [
-        to_decimal(d.get("discountPercent")) or Decimal(0)
-        for d in discounts or []
-        if amount_in > (to_decimal(d.get("amountMoreThan")) or Decimal(0))
-    ]
-    return max(eligible, default=Decimal(0))
+    """The percent of the first tier whose threshold the sent amount reaches.
+
+    As the platform's own calculator does it (exchangeForms/v2.vue: discounts.find(el =>
+    Number(el.amountMoreThan) <= amount)): at or above the threshold, despite the name, and the
+    first tier in the route's order, not the largest.
+    """
+    for tier in discounts or []:
+        if not isinstance(tier, dict):
+            continue
+        if (to_decimal(tier.get("amountMoreThan")) or Decimal(0)) <= amount_in:
+            return to_decimal(tier.get("discountPercent")) or Decimal(0)
+    return Decimal(0)
 
 
 def amount_out(definition, amount_in):

@@ -255,7 +255,6 @@ def create_payload(order, route):
         "lang": order["lang"],
         "agreement": True,
         "hideOutData": True,
-        "partner": "",
         "clientCallbackUrl": f"{public}/orders/{order['token']}/return",
         "ipnUrl": f"{public}/ipn",
         "ipnSecret": order["ipn_secret"],
@@ -279,6 +278,11 @@ def place_order(page):
     except ExchangerRejected as exc:
         reason = f"rejected {exc.code}: {exc.message}"
         orders.record_create_error(db, order["id"], reason, final=True)
+        if exc.captcha_required:
+            current_app.logger.error(
+                "order/create asks for a captcha: this site takes server-side orders only with"
+                " a merchant key (EXCHANGER_API_KEY) or after its operator allows them"
+            )
         return rejected(page, exc)
     except ExchangerUnavailable as exc:
         orders.record_create_error(db, order["id"], exc.message, final=not exc.may_have_acted)

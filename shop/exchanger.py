@@ -25,6 +25,7 @@ ROUTE_UNAVAILABLE = 6801545277215051
 ANTI_FLOOD = 5030000
 NOT_AUTHORISED = 40301
 MAINTENANCE = 5555555555555555
+CAPTCHA_REQUIRED = 1601588666628861
 UID_PATTERN = re.compile(r"^\d{1,12}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9]{8,64}$")
 
@@ -64,6 +65,11 @@ class ExchangerRejected(ExchangerError):
     @property
     def route_unavailable(self):
         return self.code == ROUTE_UNAVAILABLE
+
+    @property
+    def captcha_required(self):
+        """The site wants a captcha a server cannot solve: a setup problem, not the buyer's."""
+        return self.code == CAPTCHA_REQUIRED
 
     @property
     def retry_after(self):
@@ -108,10 +114,125 @@ def request_deadline():
 
 
 def api_signature(params, api_secret):
-    """sha256_hex(sha256_hex(compact JSON of all params, query first) + api_secret)."""
-    text = json.dumps(params, separators=(",", ":"), ensure_ascii=False)
-    inner = hashlib.sha256(text.encode()).hexdigest()
+    """sha256_hex(sha256_hex(JSON.stringify of all params, query first) + api_secret)."""
+    inner = hashlib.sha256(js_json(params).encode()).hexdigest()
     return hashlib.sha256((inner + api_secret).encode()).hexdigest()
+
+
+# -- JSON exactly as JavaScript's JSON.stringify writes it -------------------------------------
+# The platform is Node: it verifies a signature over JSON.stringify of the params it parsed.
+# Python's json.dumps differs for numbers (150.0, 5e-05, 1e+16) and lone surrogates, so a
+# merchant key would be refused (40301) for those; every body is sent in this form, too, so
+# what is signed is exactly what the server parses and re-serialises.
+
+_JS_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+_JS_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\ud800-\udfff]')
+_ARRAY_INDEX = re.compile(r"^(0|[1-9]\d{0,9})$")
+_SAFE_INTEGER = 2**53 - 1
+
+
+def js_json(value):
+    """value as JavaScript's JSON.stringify(value) writes it, byte for byte (a str)."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, str):
+        # JavaScript strings are UTF-16: a surrogate pair is one character, a lone half is
+        # written as \\udXXX (ES2019 well-formed JSON.stringify).
+        text = value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass")
+        return '"' + _JS_NEEDS_ESCAPE.sub(_js_escape, text) + '"'
+    if isinstance(value, int):
+        # JavaScript has only doubles: a bigger integer arrives rounded.
+        return str(value) if abs(value) <= _SAFE_INTEGER else js_number(float(value))
+    if isinstance(value, (float, Decimal)):
+        return js_number(float(value))
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(js_json(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{js_json(str(k))}:{js_json(v)}" for k, v in _js_items(value)) + "}"
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def _js_escape(match):
+    char = match.group()
+    return _JS_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+def _js_items(mapping):
+    # JavaScript objects list integer-like keys first, in numeric order, then the rest as added.
+    indices, others = [], []
+    for key, item in mapping.items():
+        key = str(key)
+        is_index = _ARRAY_INDEX.match(key) and int(key) < 2**32 - 1
+        (indices if is_index else others).append((key, item))
+    return sorted(indices, key=lambda pair: int(pair[0])) + others
+
+
+def js_number(number):
+    """A float as JavaScript's Number.prototype.toString writes it (ECMA-262 Number::toString)."""
+    if number != number or number in (float("inf"), float("-inf")):
+        return "null"  # what JSON.stringify writes for NaN and the infinities
+    if number == 0:
+        return "0"
+    if number < 0:
+        return "-" + js_number(-number)
+    # repr gives the shortest digits that read back as the same double, as JavaScript does.
+    _sign, digits, exponent = Decimal(repr(number)).normalize().as_tuple()
+    digits = "".join(map(str, digits))
+    k, n = len(digits), exponent + len(digits)
+    if k <= n <= 21:
+        return digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * -n + digits
+    mantissa = digits if k == 1 else digits[0] + "." + digits[1:]
+    return f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+
+
+def wire_headers(query, body):
+    """The headers the platform's own front-end sends: JSON both ways, and the page language."""
+    lang = (body or {}).get("lang") or query.get("lang")
+    return {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "Lang": lang if lang in ("en", "ru") else "en",
+    }
+
+
+def create_body(payload):
+    """order/create's body as the platform's front-end sends it: no partner when there is none."""
+    body = dict(payload)
+    if not body.get("partner"):
+        body.pop("partner", None)
+    return body
+
+
+def http_problem(response):
+    """A non-200 answer in words; a redirect names where it points (EXCHANGER_URL is not canonical)."""
+    if response.is_redirect:
+        target = response.headers.get("Location", "")[:200]
+        return f"HTTP {response.status_code} redirect to {target} (set EXCHANGER_URL to the final address)"
+    return f"HTTP {response.status_code}"
+
+
+def not_json_problem(response):
+    """What came instead of JSON: an HTML page is a bot check, a login wall or the wrong URL."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    if b"<html" in response.content[:1000].lower() or kind == "text/html":
+        return (
+            f"the answer is an HTML page, not JSON ({kind}: a bot check, or not the API's address?)"
+        )
+    return f"the answer is not JSON ({kind})"
 
 
 def _nothing_sent(exc):
@@ -192,7 +313,7 @@ class ExchangerClient:
 
     def create_order(self, payload):
         """order/create; never retried, since a retry could make a second order."""
-        data = self._call("POST", "public/exchanger/order/create", body=payload)
+        data = self._call("POST", "public/exchanger/order/create", body=create_body(payload))
         uid, secret = str(data.get("uid", "")), data.get("secret")
         in_amount, out_amount = _decimal(data.get("inAmount")), _decimal(data.get("outAmount"))
         order_id = data.get("_id")
@@ -220,7 +341,8 @@ class ExchangerClient:
 
     def update_status(self, uid, secret, status):
         """order/update-status (PUT): only the changes a client may make."""
-        body = {"orderUID": uid, "orderSecret": secret, "status": status}
+        # A string, as the platform's own front-end sends it (exchanger-api.md 8).
+        body = {"orderUID": str(uid), "orderSecret": secret, "status": status}
         return self._call("PUT", "public/exchanger/order/update-status", body=body)
 
     def payment_url(self, lang, uid, secret):
@@ -272,7 +394,7 @@ class ExchangerClient:
     def _call(self, method, path, query=None, body=None):
         query = {k: str(v) for k, v in (query or {}).items()}
         body = dict(body) if body is not None else None
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = wire_headers(query, body)
         if self.api_key:
             if body is None:
                 query["time"] = str(self._nonce())
@@ -280,7 +402,7 @@ class ExchangerClient:
                 body["time"] = self._nonce()
             headers["apikey"] = self.api_key
             headers["hash"] = api_signature({**query, **(body or {})}, self.api_secret)
-        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False) if body else None
+        data = js_json(body) if body else None
         started = time.perf_counter()
         timeout = self._timeout(path)
         try:
@@ -303,11 +425,11 @@ class ExchangerClient:
 
     def _unwrap(self, path, response):
         if response.status_code != 200:
-            raise ExchangerUnavailable(f"{path}: HTTP {response.status_code}")
+            raise ExchangerUnavailable(f"{path}: {http_problem(response)}")
         try:
             answer = json.loads(response.content, parse_float=Decimal)
         except ValueError:
-            raise ExchangerUnavailable(f"{path}: the answer is not JSON") from None
+            raise ExchangerUnavailable(f"{path}: {not_json_problem(response)}") from None
         if not isinstance(answer, dict) or not isinstance(answer.get("success"), bool):
             raise ExchangerUnavailable(f"{path}: the answer has no envelope")
         if not answer["success"]:

@@ -33,11 +33,29 @@ REQUIRED = (
     "xml_to",
     "timestamp",
 )
-HASH_FIELDS = ("hash", "sign", "signature")
+# Where the checksum travels is not public (the docs: "string for create secure hash in ipn
+# url"): a guess, so every plausible name is read, in the body and in the query string, in any
+# letter case. Only a value that verifies with the order's own secret ever counts.
+CHECKSUM_NAMES = (
+    "hash",
+    "sign",
+    "signature",
+    "checksum",
+    "sha256",
+    "ipnHash",
+    "ipn_hash",
+    "secureHash",
+    "secure_hash",
+    "hmac",
+)
+MAX_CANDIDATES = 8
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+# Any way a platform might spell a number: 2, 2.00, .5, 1e-7, 1.571328406072E+12.
+NUMBER = re.compile(r"^\+?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?$")
 AMOUNT = re.compile(r"^\d{1,20}(\.\d{1,18})?$")
 TOKEN = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 MAX_FIELD_LENGTH = 256
+MAX_NAMES_LOGGED = 40
 LOGGED_HEADERS = ("User-Agent", "X-Forwarded-For", "X-Real-IP", "Content-Length")
 
 
@@ -49,52 +67,151 @@ class Rejected(Exception):
 
 
 def checksum(fields, secret):
-    """The docs' sha256(orderId:newStatus:inAmount:outAmount:xml_from:xml_to:timestamp:ipnSecret)."""
-    signed = ":".join(fields[name] for name in REQUIRED[1:]) + ":" + secret
+    """The docs' sha256(orderId:newStatus:inAmount:outAmount:xml_from:xml_to:timestamp:ipnSecret).
+
+    Over the strings exactly as they arrived (2 is not 2.00): parse() keeps them in "_raw".
+    """
+    raw = fields.get("_raw", fields)
+    signed = ":".join(raw[name] for name in REQUIRED[1:]) + ":" + secret
     return hashlib.sha256(signed.encode()).hexdigest()
 
 
-def parse(body):
-    """The fields of a form-encoded IPN; Rejected(400) for anything malformed."""
+def parse(body, mimetype="application/x-www-form-urlencoded", query=()):
+    """The fields of an IPN, form-encoded (the docs) or JSON; Rejected(400) if malformed.
+
+    Values that are numbers come back in one plain spelling for comparisons; the raw strings,
+    which the checksum covers, are kept in "_raw", and every checksum found in "_candidates".
+    """
+    fields = read_fields(body, mimetype)
+    missing = [name for name in REQUIRED if not fields.get(name)]
+    if missing:
+        raise Rejected(400, f"missing {', '.join(missing)} (arrived: {names_of(fields, query)})")
+    if any(len(fields[name]) > MAX_FIELD_LENGTH for name in REQUIRED):
+        raise Rejected(400, "a field is too long")
+    plain = {name: fields[name] for name in REQUIRED}
+    # Lengths keep both within what SQLite's integers hold.
+    plain["orderUID"] = whole_number(fields["orderUID"], 15)
+    plain["timestamp"] = whole_number(fields["timestamp"], 16)
+    if plain["orderUID"] is None or plain["timestamp"] is None:
+        raise Rejected(400, "orderUID and timestamp must be whole numbers")
+    plain["inAmount"], plain["outAmount"] = amount(fields["inAmount"]), amount(fields["outAmount"])
+    if plain["inAmount"] is None or plain["outAmount"] is None:
+        raise Rejected(400, "amounts must be non-negative numbers")
+    if not all(
+        TOKEN.match(fields[name]) for name in ("orderId", "newStatus", "xml_from", "xml_to")
+    ):
+        raise Rejected(400, "ids, status and currencies must be letters and digits")
+    candidates = checksum_candidates(fields, query)
+    if not candidates:
+        raise Rejected(400, f"no checksum of 64 hex digits (arrived: {names_of(fields, query)})")
+    plain["_raw"] = {name: fields[name] for name in REQUIRED}
+    plain["_candidates"] = candidates
+    plain["_hash"] = candidates[0][1]
+    plain["_arrived"] = names_of(fields, query)
+    return plain
+
+
+def read_fields(body, mimetype):
+    """name -> raw string from a form or a JSON object; JSON numbers keep their own spelling."""
+    looks_json = body.lstrip()[:1] == b"{"
+    if mimetype in ("application/json", "text/json") or (
+        mimetype != "application/x-www-form-urlencoded" and looks_json
+    ):
+        return read_json(body)
     try:
         text = body.decode("ascii") if body.isascii() else body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=200)
     except (UnicodeDecodeError, ValueError):
-        raise Rejected(400, "not a form-encoded body") from None
+        raise Rejected(400, "neither a form-encoded nor a JSON body") from None
     fields = {}
     for name, value in pairs:
         if name in fields and not name.startswith("toValues"):
             raise Rejected(400, f"field {name} given twice")
         fields[name] = value
-    missing = [name for name in REQUIRED if not fields.get(name)]
-    if missing:
-        raise Rejected(400, f"missing {', '.join(missing)}")
-    if any(len(fields[name]) > MAX_FIELD_LENGTH for name in REQUIRED):
-        raise Rejected(400, "a field is too long")
-    # Lengths keep both within what SQLite's integers hold.
-    if (
-        not fields["orderUID"].isdigit()
-        or len(fields["orderUID"]) > 15
-        or not fields["timestamp"].isdigit()
-        or len(fields["timestamp"]) > 16
-    ):
-        raise Rejected(400, "orderUID and timestamp must be whole numbers")
-    if not (AMOUNT.match(fields["inAmount"]) and AMOUNT.match(fields["outAmount"])):
-        raise Rejected(400, "amounts must be plain decimal numbers")
-    if not all(
-        TOKEN.match(fields[name]) for name in ("orderId", "newStatus", "xml_from", "xml_to")
-    ):
-        raise Rejected(400, "ids, status and currencies must be letters and digits")
-    given = next((fields[name] for name in HASH_FIELDS if fields.get(name)), None)
-    if given is None or not HEX64.match(given):
-        raise Rejected(400, "no checksum (hash, sign or signature) of 64 hex digits")
-    fields["_hash"] = given.lower()
     return fields
 
 
-def signed_by(fields, secret):
+def read_json(body):
+    def refuse_constant(name):
+        raise ValueError(name)
+
+    def refuse_repeats(pairs):
+        # As in a form: a field given twice could be read one way and signed the other.
+        if len({name for name, _ in pairs}) != len(pairs):
+            raise ValueError("a field given twice")
+        return dict(pairs)
+
+    try:
+        data = json.loads(
+            body,
+            parse_float=str,
+            parse_int=str,
+            parse_constant=refuse_constant,
+            object_pairs_hook=refuse_repeats,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Rejected(400, "not a JSON object") from None
+    if not isinstance(data, dict) or len(data) > 200:
+        raise Rejected(400, "not a JSON object")
+    # toValues (a list) is informational and not signed; other non-text values are ignored.
+    return {name: value for name, value in data.items() if isinstance(value, str)}
+
+
+def whole_number(text, max_digits):
+    """text as plain digits if it spells a whole number below 10**max_digits, else None."""
+    number = decimal_of(text)
+    if number is None or number != number.to_integral_value() or number >= 10**max_digits:
+        return None
+    return str(int(number))
+
+
+def amount(text):
+    """text as a plain decimal string (1e-7 -> 0.0000001, 2.00 stays 2.00), else None."""
+    number = decimal_of(text)
+    if number is None:
+        return None
+    plain = format(number, "f")
+    return plain if AMOUNT.match(plain) else None
+
+
+def decimal_of(text):
+    if not NUMBER.match(text):
+        return None
+    number = Decimal(text)
+    # Bounds before any arithmetic: 1e999 is a number, not an amount.
+    return number if -30 <= number.adjusted() <= 20 or number == 0 else None
+
+
+def checksum_candidates(fields, query):
+    """(where, lower-case hex) of every plausible checksum in the body, then the query string."""
+    wanted = {name.lower() for name in CHECKSUM_NAMES}
+    found = [(f"body:{k}", v) for k, v in fields.items() if k.lower() in wanted]
+    found += [(f"query:{k}", v) for k, v in query if k.lower() in wanted]
+    return [(where, v.lower()) for where, v in found if HEX64.match(v)][:MAX_CANDIDATES]
+
+
+def names_of(fields, query):
+    """The field names that arrived (names only: values may be secrets), for the IPN log."""
+    names = [f"body:{k[:40]}" for k in fields][:MAX_NAMES_LOGGED]
+    names += [f"query:{k[:40]}" for k, _ in query][:MAX_NAMES_LOGGED]
+    return ", ".join(names) or "none"
+
+
+def verifying_field(fields, secret):
+    """Where the checksum that matches secret travelled ("body:hash"), or None.
+
+    Every candidate is compared, in constant time, whatever matched before.
+    """
     expected = checksum(fields, secret).encode()
-    return hmac.compare_digest(expected, fields["_hash"].encode())
+    found = None
+    for where, given in fields["_candidates"]:
+        if hmac.compare_digest(expected, given.encode()) and found is None:
+            found = where
+    return found
+
+
+def signed_by(fields, secret):
+    return verifying_field(fields, secret) is not None
 
 
 def find_order(db, fields):
@@ -214,7 +331,7 @@ def log_received(db, body):
     return cursor.lastrowid
 
 
-def log_outcome(db, log_id, outcome, reason, order_id=None):
+def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None):
     """Record what became of an IPN: a genuine one whole, a rejected one as its prefix or a count."""
     if outcome == "rejected":
         # Junk is evidence, not money: no fsync of its own.
@@ -232,7 +349,7 @@ def log_outcome(db, log_id, outcome, reason, order_id=None):
         if log_id is None:
             db.execute(
                 "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body,"
-                " outcome, reason, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " outcome, reason, order_id, checksum_field) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     now(),
                     request.remote_addr,
@@ -242,12 +359,14 @@ def log_outcome(db, log_id, outcome, reason, order_id=None):
                     outcome,
                     reason,
                     order_id,
+                    checksum_field,
                 ),
             )
         else:
             db.execute(
-                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ?, body = ? WHERE id = ?",
-                (outcome, reason, order_id, body, log_id),
+                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ?, body = ?,"
+                " checksum_field = ? WHERE id = ?",
+                (outcome, reason, order_id, body, checksum_field, log_id),
             )
 
 
@@ -272,16 +391,16 @@ def receive():
     db = get_db()
     body = read_body()
     log_id = log_received(db, body)
+    fields = None
     try:
         if len(body) > current_app.config["IPN_MAX_BYTES"]:
             raise Rejected(400, "body too large")
-        if request.mimetype != "application/x-www-form-urlencoded":
-            raise Rejected(400, "content type must be application/x-www-form-urlencoded")
-        fields = parse(body)
+        query = list(request.args.items(multi=True))
+        fields = parse(body, request.mimetype, query)
         order = find_order(db, fields)
         check_matches(order, fields)
     except Rejected as exc:
-        log_outcome(db, log_id, "rejected", exc.reason)
+        log_outcome(db, log_id, "rejected", with_arrived(exc.reason, fields))
         # The same answer for a wrong checksum and an unknown order: no oracle for forgers.
         return ("Forbidden\n" if exc.http_status == 403 else "Bad request\n"), exc.http_status
     # The change and its log line commit together: one fsync per IPN.
@@ -294,7 +413,9 @@ def receive():
             out_amount=Decimal(fields["outAmount"]),
         )
         outcome = orders.apply_event(db, order["id"], event)
-        log_outcome(db, log_id, outcome, None, order["id"])
+        # Which field held the checksum that verified, for `flask ipn inspect`.
+        where = verifying_field(fields, order["ipn_secret"])
+        log_outcome(db, log_id, outcome, None, order["id"], checksum_field=where)
     return "OK\n", 200
 
 
@@ -306,6 +427,15 @@ def suppressed_entries(limit=20):
             "SELECT * FROM ipn_log_suppressed ORDER BY minute DESC, count DESC LIMIT ?", (limit,)
         )
         .fetchall()
+    )
+
+
+def with_arrived(reason, fields):
+    """A 403's reason plus the names of the fields that arrived: what did the platform send?"""
+    if fields is None or "arrived:" in reason:
+        return reason
+    return f"{reason} (checksum tried: {', '.join(w for w, _ in fields['_candidates'])};" + (
+        f" arrived: {fields['_arrived']})"
     )
 
 
@@ -324,7 +454,7 @@ def log_entries(outcome=None, limit=50, offset=0):
 
 # -- command line: a test trigger for merchants, and log upkeep -------------------------------
 
-ipn_cli = AppGroup("ipn", help="Send test IPNs to this shop; prune the IPN log.")
+ipn_cli = AppGroup("ipn", help="Send test IPNs to this shop; inspect and prune the IPN log.")
 
 
 def test_fields(order, status, stale, amount, bad_hash):
@@ -373,6 +503,27 @@ def send_command(token, status, stale, duplicate, bad_hash, amount):
         click.echo(f"{answer.status_code} {answer.text.strip()}")
     after = get_db().execute("SELECT status FROM orders WHERE id = ?", (order["id"],)).fetchone()
     click.echo(f"Order {token} is now {after['status']}.")
+
+
+@ipn_cli.command("inspect")
+@click.option("--last", type=click.IntRange(1, 500), default=10, show_default=True)
+def inspect_command(last):
+    """Show the last IPNs received: outcome, which field held the checksum, whether it verified.
+
+    The docs never say where the platform puts the checksum; the first real IPN does.
+    """
+    entries = log_entries(limit=last)
+    if not entries:
+        click.echo("No IPN has been received yet.")
+        return
+    for entry in entries:
+        verified = (
+            f"verified ({entry['checksum_field']})" if entry["checksum_field"] else "NOT verified"
+        )
+        click.echo(f"#{entry['id']} {entry['received_at']} {entry['outcome']:9} {verified}")
+        click.echo(f"    content type: {entry['content_type'] or '(none)'}")
+        if entry["reason"]:
+            click.echo(f"    reason: {entry['reason']}")
 
 
 @ipn_cli.command("prune")

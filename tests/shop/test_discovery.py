@@ -1,9 +1,13 @@
 """flask exchanger routes|check against the sandbox, live over HTTP."""
 
+from decimal import Decimal
+
 import pytest
 
 from app import create_app
 from tests.conftest import SandboxServer
+from tests.helpers import BTC_ADDRESS, BTC_ADDRESS_FIELD
+from tests.servers import LiveServer
 
 WALLET = {"65f0c0ffee00000000000d10": "TMerchantPayoutWa11etSandboxDemoXq"}
 
@@ -49,6 +53,7 @@ def test_check_passes_with_a_working_setup(tmp_path, sandbox_server):
     result = run(shop_for(tmp_path, sandbox_server.url), "check")
     assert result.exit_code == 0
     assert "anonymous" in result.output and "7 directions" in result.output
+    assert "no redirect" in result.output and "test order" not in result.output
 
 
 @pytest.mark.parametrize(
@@ -69,7 +74,7 @@ def test_check_reports_refused_keys_and_an_unreachable_site(tmp_path):
         good = shop_for(
             tmp_path, server.url, EXCHANGER_API_KEY="right", EXCHANGER_API_SECRET="secret"
         )
-        assert "signed with EXCHANGER_API_KEY" in run(good, "check").output
+        assert "the merchant key is accepted" in run(good, "check").output
         bad = shop_for(
             tmp_path, server.url, EXCHANGER_API_KEY="right", EXCHANGER_API_SECRET="wrong"
         )
@@ -80,3 +85,68 @@ def test_check_reports_refused_keys_and_an_unreachable_site(tmp_path):
     gone.extensions["exchanger"].backoff = 0
     result = run(gone, "check")
     assert result.exit_code == 1 and "no usable answer" in result.output
+
+
+class Redirector(LiveServer):
+    """A site whose API moved: every request is answered 301 to the same path elsewhere."""
+
+    def __init__(self, target):
+        self.target = target
+        super().__init__(self._app)
+
+    def _app(self, environ, start_response):
+        start_response("301 Moved Permanently", [("Location", self.target + environ["PATH_INFO"])])
+        return [b""]
+
+
+def test_check_names_a_redirect_and_where_it_points(tmp_path, sandbox_server):
+    redirector = Redirector(sandbox_server.url)
+    try:
+        result = run(shop_for(tmp_path, redirector.url), "check")
+    finally:
+        redirector.stop()
+    assert result.exit_code == 1
+    assert f"HTTP 301 redirect to {sandbox_server.url}/service/api/v1/" in result.output
+    assert "set EXCHANGER_URL to the final address" in result.output
+
+
+def test_check_names_an_html_answer(tmp_path):
+    server = SandboxServer(
+        str(tmp_path / "s.sqlite"), FAULTS={"api_error": 1, "api_error_kinds": ["html"]}
+    )
+    try:
+        app = shop_for(tmp_path, server.url)
+        app.extensions["exchanger"].backoff = 0
+        result = run(app, "check")
+    finally:
+        server.stop()
+    assert result.exit_code == 1 and "an HTML page, not JSON" in result.output
+
+
+def test_create_test_order_creates_a_whole_number_order_and_cancels_it(tmp_path):
+    # Signed, so even a site that wants a captcha from anonymous servers takes it.
+    server = SandboxServer(
+        str(tmp_path / "s.sqlite"), API_KEYS={"right": "secret"}, FAULTS={"captcha": "unsigned"}
+    )
+    try:
+        app = shop_for(
+            tmp_path, server.url, EXCHANGER_API_KEY="right", EXCHANGER_API_SECRET="secret"
+        )
+        result = run(
+            app, "check", "--create-test-order", f"--value={BTC_ADDRESS_FIELD}={BTC_ADDRESS}"
+        )
+        (order,) = server.orders().values()
+    finally:
+        server.stop()
+    assert result.exit_code == 0, result.output
+    assert f"OK   test order {order['uid']} for 1 BTC created (signed" in result.output
+    assert "and cancelled" in result.output
+    assert order["status"] == "deleted" and Decimal(order["inAmount"]) == 1
+
+
+def test_create_test_order_anonymously_fills_what_placeholders_allow(tmp_path, sandbox_server):
+    result = run(shop_for(tmp_path, sandbox_server.url), "check", "--create-test-order")
+    assert result.exit_code == 0, result.output
+    (order,) = sandbox_server.orders().values()
+    assert order["status"] == "deleted" and Decimal(order["inAmount"]) == 1
+    assert "(anonymous) and cancelled" in result.output

@@ -1,8 +1,11 @@
 """POST /ipn: verification by checksum alone, the status rules, and no 500 for any input."""
 
 import hashlib
+import json
 import random
+import re
 import threading
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
@@ -207,6 +210,9 @@ def test_concurrent_conflicting_ipns_end_consistent(app, client, order):
 MALFORMED = [
     ("missing fields", b"orderId=abc&newStatus=done", None),
     ("json", b'{"orderId": "abc"}', "application/json"),
+    ("json list", b'[{"orderId": "abc"}]', "application/json"),
+    ("json nan", b'{"orderUID": NaN}', "application/json"),
+    ("deep json", b'{"a":' * 3000, "application/json"),
     ("no content type", b"orderId=abc", ""),
     ("bad utf-8", b"orderId=\xff\xfe&newStatus=done", None),
     ("non-ascii hash", "hash=" + "é" * 64, None),
@@ -234,7 +240,11 @@ def test_malformed_bodies_get_400_and_are_logged(app, client, order, name, body,
         {"orderUID": "-1"},
         {"orderUID": "9" * 30},
         {"timestamp": "9" * 30},
-        {"inAmount": "1e5"},
+        {"inAmount": "1e999"},
+        {"inAmount": "-2"},
+        {"outAmount": "0x10"},
+        {"outAmount": "NaN"},
+        {"timestamp": "1.5"},
         {"newStatus": "paid"},
         {"hash": "xyz"},
     ],
@@ -321,3 +331,134 @@ def place_order_lost(app, client):
     finally:
         exchanger.create_order = original
     assert answer.status_code == 503
+
+
+# -- every way the platform might send an IPN: the docs are silent on these -----------------
+# Each variant is built here from the docs' formula alone, not by the shop's or the sandbox's
+# code, so no guess is tested only against itself.
+
+
+def spelled(value, spelling):
+    """The same number as the platform might write it."""
+    number = Decimal(value)
+    if spelling == "zeros":
+        return f"{number:f}" + ("000" if "." in f"{number:f}" else ".000")
+    if spelling == "exponent":
+        return f"{number:e}".replace("e", "E") if number >= 1 else f"{number:e}"
+    return value
+
+
+def variant_ipn(
+    order, status, *, name="hash", where="body", encoding="form", spelling="plain", secret=None
+):
+    """(path, body, content type) of an IPN sent in one variant."""
+    raw = {
+        "orderUID": str(order["exchanger_uid"]),
+        "orderId": order["exchanger_id"],
+        "newStatus": status,
+        "inAmount": spelled(order["send_amount"], spelling),
+        "outAmount": spelled(order["price"], spelling),
+        "xml_from": "BTC",
+        "xml_to": "USDTTRC20",
+        "timestamp": spelled("1800000000000", spelling),
+    }
+    digest = docs_hash(raw, secret or order["ipn_secret"])
+    path = f"/ipn?{urlencode({name: digest})}" if where == "query" else "/ipn"
+    signed = {**raw, name: digest} if where == "body" else raw
+    if encoding == "json":
+        numbers = ("orderUID", "inAmount", "outAmount", "timestamp")
+        # Numbers as bare JSON numbers in their own spelling, as a Node sender would write them.
+        body = "{" + ",".join(
+            f'"{k}":{v if k in numbers else json.dumps(v)}' for k, v in signed.items()
+        )
+        body += ',"toValues":[{"key":"k","name":"Wallet","value":"T..."}]}'
+        return path, body, "application/json"
+    return (
+        path,
+        urlencode({**signed, "toValues[0][key]": "k", "toValues[0][value]": "T..."}),
+        ("application/x-www-form-urlencoded"),
+    )
+
+
+VARIANTS = [
+    {"name": name, "where": where} for name in ipn.CHECKSUM_NAMES for where in ("body", "query")
+] + [
+    {"encoding": encoding, "spelling": spelling, "where": where}
+    for encoding in ("form", "json")
+    for spelling in ("plain", "zeros", "exponent")
+    for where in ("body", "query")
+]
+
+
+def variant_id(variant):
+    return "-".join(str(v) for v in variant.values())
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+def test_every_variant_is_verified_applied_and_logged(app, client, order, variant):
+    path, body, content_type = variant_ipn(order, "done", **variant)
+    answer = client.post(path, data=body, content_type=content_type)
+    assert answer.status_code == 200, rows(app, "SELECT reason FROM ipn_log")
+    assert status_of(app, order) == {"status": "done", "review_reason": None}
+    (log,) = rows(app, "SELECT * FROM ipn_log")
+    assert log["outcome"] == "applied"
+    assert log["checksum_field"] == f"{variant.get('where')}:{variant.get('name', 'hash')}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+def test_every_variant_forged_is_rejected_and_says_what_arrived(app, client, order, variant):
+    path, body, content_type = variant_ipn(order, "done", secret="not-the-secret", **variant)
+    answer = client.post(path, data=body, content_type=content_type)
+    assert answer.status_code == 403 and answer.get_data(as_text=True) == "Forbidden\n"
+    assert status_of(app, order)["status"] == "new"
+    (log,) = rows(app, "SELECT * FROM ipn_log")
+    name = variant.get("name", "hash")
+    assert log["outcome"] == "rejected" and log["checksum_field"] is None
+    assert f"{variant['where']}:{name}" in log["reason"] and "body:orderId" in log["reason"]
+    # Names only: neither the checksum sent nor the order's secret is in the reason.
+    assert order["ipn_secret"] not in log["reason"]
+    assert not re.search(r"[0-9a-f]{64}", log["reason"])
+
+
+def test_a_checksum_under_an_unknown_name_is_refused_and_the_log_names_the_fields(
+    app, client, order
+):
+    path, body, content_type = variant_ipn(order, "done", name="digest")
+    assert client.post(path, data=body, content_type=content_type).status_code == 400
+    (log,) = rows(app, "SELECT reason FROM ipn_log")
+    assert "no checksum" in log["reason"] and "body:digest" in log["reason"]
+    assert status_of(app, order)["status"] == "new"
+
+
+def test_the_same_amount_spelled_differently_is_not_the_signed_one(app, client, order):
+    """The checksum covers the raw strings: re-spelling a signed amount breaks it."""
+    path, body, content_type = variant_ipn(order, "done")
+    respelled = body.replace(
+        urlencode({"outAmount": order["price"]}), urlencode({"outAmount": order["price"] + "0"})
+    )
+    assert respelled != body
+    assert client.post(path, data=respelled, content_type=content_type).status_code == 403
+
+
+def test_ipn_inspect_shows_which_field_held_the_checksum_and_whether_it_verified(
+    app, client, order
+):
+    runner = app.test_cli_runner()
+    assert "No IPN has been received yet." in runner.invoke(args=["ipn", "inspect"]).output
+    path, body, content_type = variant_ipn(order, "inProgress", name="sign", where="query")
+    client.post(path, data=body, content_type=content_type)
+    path, body, content_type = variant_ipn(order, "done", secret="forged", encoding="json")
+    client.post(path, data=body, content_type=content_type)
+    output = runner.invoke(args=["ipn", "inspect"]).output
+    newest, older = output.split("\n#")
+    assert "rejected  NOT verified" in newest and "content type: application/json" in newest
+    assert "checksum tried: body:hash" in newest and "arrived: body:orderUID" in newest
+    assert "applied   verified (query:sign)" in older
+    assert order["ipn_secret"] not in output
+
+
+def test_a_repeated_field_in_a_signed_json_ipn_is_malformed(app, client, order):
+    path, body, content_type = variant_ipn(order, "done", encoding="json")
+    repeated = body[:-1] + ',"newStatus":"inProgress"}'
+    assert client.post(path, data=repeated, content_type=content_type).status_code == 400
+    assert client.post(path, data=body, content_type=content_type).status_code == 200
