@@ -25,6 +25,7 @@ import requests
 import sandbox
 from app import create_app
 from sandbox.autopilot import run_due
+from shop.db import upgrade
 from shop.orders import payment_state
 from shop.reconcile import reconcile_all
 from tests.helpers import BTC_ADDRESS, BTC_ROUTE, hidden_inputs
@@ -76,6 +77,7 @@ class Chaos:
             }
         )
         self.shop_server.app = self.shop_app
+        upgrade(self.shop_app.config)  # the deploy step, `flask init-db`: starting never migrates
         self.statuses = Counter()
         self.lock = threading.Lock()
 

@@ -32,9 +32,9 @@ GUNICORN_SHOP = {"workers": 2, "threads": 8, "timeout": 30}
 
 def insert_open_orders(database, orders):
     """Open orders as checkout leaves them: (exchanger id, uid, secret, ipnSecret) each."""
-    from shop.db import connect, migrate
+    from shop.db import connect, upgrade
 
-    migrate(database)
+    upgrade({"DATABASE": database})
     db = connect(database)
     db.execute("BEGIN")
     db.executemany(
@@ -130,6 +130,10 @@ def sandbox_server(folder, latency=0.0, threads=32):
 
 
 def shop_env(folder, exchanger_url, **settings):
+    from shop.db import upgrade
+
+    # The deploy step (`flask init-db`): starting the shop never migrates.
+    upgrade({"DATABASE": str(folder / "shop.sqlite")})
     env = {
         "FLASK_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
         "FLASK_DATABASE": str(folder / "shop.sqlite"),

@@ -1,4 +1,4 @@
-"""SQLite access: the only module that opens connections; schema versions applied in order."""
+"""The only module that opens connections: SQLite at run time; Alembic migrations, any engine."""
 
 import fcntl
 import os
@@ -10,8 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
 from flask import current_app, g
 from flask.cli import with_appcontext
+
+from shop.config import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -128,49 +134,126 @@ def now():
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def migrate(path):
-    """Apply every numbered migration newer than the database's user_version; never drop data."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    db = connect(path)
-    applied = []
+# The old numbered-SQL runner kept its version in PRAGMA user_version; its last schema (10) is
+# exactly Alembic revision 0001, so such a database is stamped at 0001, never re-created.
+LEGACY_USER_VERSION = 10
+LEGACY_REVISION = "0001"
+
+
+def database_url(config):
+    """DATABASE_URL (postgresql://...) when set, else the SQLite file DATABASE."""
+    url = config.get("DATABASE_URL")
+    if not url:
+        return sa.URL.create("sqlite", database=str(Path(config["DATABASE"]).resolve()))
+    url = sa.make_url(url)
+    # psycopg 3 is the PostgreSQL driver, whatever the URL names (postgres://, postgresql://).
+    if url.get_backend_name() in ("postgres", "postgresql"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def alembic_config(connection):
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(config):
+    """Bring the database to the newest Alembic revision; never drop data. Returns the steps."""
+    url = database_url(config)
+    if url.get_backend_name() == "sqlite":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        # WAL is a property of the file, set once, outside any transaction.
+        connect(url.database).execute("PRAGMA journal_mode = WAL").connection.close()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        db.execute("PRAGMA journal_mode = WAL")
-        with transaction(db):
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for script in sorted(MIGRATIONS.glob("*.sql")):
-                number = int(script.name.split("_", 1)[0])
-                if number > version:
-                    # executescript would COMMIT our transaction; run the statements one by one.
-                    for statement in split_statements(script.read_text()):
-                        db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {number:d}")
-                    applied.append(script.name)
+        with engine.begin() as connection, migration_lock(connection, url):
+            before = MigrationContext.configure(connection).get_current_revision()
+            if before is None and stamp_legacy(connection):
+                before = LEGACY_REVISION
+            alembic_command.upgrade(alembic_config(connection), "head")
+            after = MigrationContext.configure(connection).get_current_revision()
     finally:
-        db.close()
-    return applied
+        engine.dispose()
+    return [] if before == after else [f"{before or 'empty'} -> {after}"]
 
 
-def split_statements(sql):
-    statement, statements = "", []
-    for line in sql.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        statement += line
-        if sqlite3.complete_statement(statement):
-            statements.append(statement.strip())
-            statement = ""
-    return statements
+def stamp_legacy(connection):
+    """Stamp a SQLite database made by the old runner; refuse one it left half-way."""
+    if connection.dialect.name != "sqlite":
+        return False
+    version = connection.exec_driver_sql("PRAGMA user_version").scalar()
+    if version == 0:
+        return False
+    if version != LEGACY_USER_VERSION:
+        raise click.ClickException(
+            f"This database is at the old schema version {version}: run `flask init-db` of"
+            " the release that made it first, then this one."
+        )
+    alembic_command.stamp(alembic_config(connection), LEGACY_REVISION)
+    return True
+
+
+@contextmanager
+def migration_lock(connection, url):
+    """One migrator at a time, and on SQLite no shop writer meanwhile."""
+    if url.get_backend_name() == "sqlite":
+        with open(f"{url.database}.lock", "a+b") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            yield
+        return
+    # Two hosts deploying at once: the second waits, then finds nothing left to do. The lock
+    # is the transaction's own, released by its commit.
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    yield
+
+
+# Any fixed number, the same on every host: names the advisory lock that migrations take.
+MIGRATION_LOCK_KEY = 0x5E0B5E0B
 
 
 @click.command("init-db")
 @with_appcontext
 def init_db_command():
     """Create the database or bring it to the newest schema; existing data is kept."""
-    applied = migrate(current_app.config["DATABASE"])
+    applied = upgrade(current_app.config)
     click.echo(f"Applied {', '.join(applied)}." if applied else "The database is up to date.")
 
 
+@click.group("db")
+def db_cli():
+    """Schema migrations (Alembic): run once per deploy, never by starting the app."""
+
+
+@db_cli.command("upgrade")
+@with_appcontext
+def db_upgrade_command():
+    """Bring the database to the newest schema; the same as init-db."""
+    init_db_command.callback()
+
+
+@db_cli.command("current")
+@with_appcontext
+def db_current_command():
+    """Print the database's schema revision."""
+    engine = sa.create_engine(database_url(current_app.config), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            revision = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    click.echo(revision or "empty")
+
+
 def init_app(app):
+    if app.config.get("DATABASE_URL"):
+        # Migrations already run on PostgreSQL (flask init-db); the shop's queries do not yet,
+        # and a shop that migrated one store and wrote to another would lose orders.
+        raise ConfigError(
+            "DATABASE_URL: the shop runs on SQLite only for now; unset it and use DATABASE"
+        )
     app.teardown_appcontext(close_db)
+    # Starting never migrates: `flask init-db` (or `flask db upgrade`) does, once per deploy.
     app.cli.add_command(init_db_command)
-    migrate(app.config["DATABASE"])
+    app.cli.add_command(db_cli)

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 import sandbox
-from app import create_app
+from tests.helpers import create_shop
 from tests.servers import LiveServer
 
 API = "/service/api/v1/"
@@ -54,6 +54,19 @@ def loopback_only(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the whole run; each test makes its own database."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
 
 
 # -- live servers ----------------------------------------------------------------------------
@@ -157,7 +170,7 @@ UNREACHABLE_SHOP = "http://127.0.0.1:1"
 @pytest.fixture
 def app(tmp_path):
     """The shop with the embedded sandbox, for the Flask test client (CSRF off)."""
-    return create_app(
+    return create_shop(
         {
             "TESTING": True,
             "SECRET_KEY": "test",
@@ -179,7 +192,7 @@ class ShopServer(LiveServer):
 
     def __init__(self, database, exchanger_url, **settings):
         super().__init__()
-        self.flask_app = create_app(
+        self.flask_app = create_shop(
             {
                 "TESTING": True,
                 "SECRET_KEY": "test",

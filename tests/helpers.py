@@ -113,3 +113,13 @@ def query(database, sql, *args):
         return [dict(row) for row in db.execute(sql, args).fetchall()]
     finally:
         db.close()
+
+
+def create_shop(config):
+    """The shop app with its database migrated, as `flask init-db` does before a start."""
+    from app import create_app
+    from shop import db
+
+    app = create_app(config)
+    db.upgrade(app.config)
+    return app

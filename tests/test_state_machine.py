@@ -29,10 +29,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from app import create_app
 from shop import orders, reconcile
-from shop.db import get_db, migrate, transaction
+from shop.db import get_db, transaction, upgrade
 from shop.exchanger import CreatedOrder
+from tests.helpers import create_shop
 
 CI_SEED = 1
 settings.register_profile(
@@ -149,7 +149,7 @@ class OrderMachine(RuleBasedStateMachine):
         # A database of its own per example: reconcile looks at every order in it.
         self.database = os.path.join(self.folder, f"{uid}.sqlite")
         self.app.config["DATABASE"] = self.database
-        migrate(self.database)
+        upgrade({"DATABASE": self.database})
         self.model = ModelOrder(
             uid, f"{uid:024x}", f"secret{uid}", f"ipn{uid}", first, gives_change_time
         )
@@ -373,7 +373,7 @@ class OrderMachine(RuleBasedStateMachine):
 
 @pytest.fixture
 def machine_app(tmp_path):
-    return create_app(
+    return create_shop(
         {
             "TESTING": True,
             "SECRET_KEY": "test",

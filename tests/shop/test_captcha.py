@@ -5,13 +5,12 @@ Whether real sites do is not public; the sandbox's `captcha: unsigned` variant p
 
 import logging
 
-from app import create_app
-from tests.helpers import BTC_ROUTE, query, submit_requisites
+from tests.helpers import BTC_ROUTE, create_shop, query, submit_requisites
 from tests.shop.test_discovery import run, shop_for
 
 
 def shop(tmp_path, **settings):
-    return create_app(
+    return create_shop(
         {
             "TESTING": True,
             "SECRET_KEY": "test",

@@ -7,9 +7,8 @@ import re
 import pytest
 from werkzeug.security import generate_password_hash
 
-from app import create_app
 from shop.db import connect
-from tests.helpers import hidden_inputs, query
+from tests.helpers import create_shop, hidden_inputs, query
 
 PASSWORD = "correct horse battery"
 
@@ -150,7 +149,7 @@ def test_without_a_password_hash_every_console_route_is_closed(app, client):
 
 
 def test_session_cookie_flags(tmp_path):
-    app = create_app(
+    app = create_shop(
         {
             "TESTING": True,
             "DATABASE": str(tmp_path / "s.sqlite"),

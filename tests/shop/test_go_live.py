@@ -11,9 +11,15 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.security import generate_password_hash
 
-from app import create_app
 from shop.config import ConfigError
-from tests.helpers import BTC_ROUTE, PAYOUT_WALLET, USDT_PAYOUT_FIELD, place_order, query
+from tests.helpers import (
+    BTC_ROUTE,
+    PAYOUT_WALLET,
+    USDT_PAYOUT_FIELD,
+    create_shop,
+    place_order,
+    query,
+)
 
 ROOT = Path(__file__).parents[2]
 SECRET = "a-real-secret-key-0123456789abcdef0123456789"
@@ -24,7 +30,7 @@ API = "/sandbox/service/api/v1/"
 
 def production(tmp_path, **settings):
     """create_app as gunicorn runs it: no debug, no testing."""
-    return create_app(
+    return create_shop(
         {
             "SECRET_KEY": SECRET,
             "DATABASE": str(tmp_path / "shop.sqlite"),
@@ -177,7 +183,7 @@ def test_make_run_config_names_the_sandbox_and_starts_in_production(tmp_path):
     assert "password (shown once)" in make_config(path)
     settings = runpy.run_path(str(path))
     assert settings["EXCHANGER_URL"] == "sandbox"
-    app = create_app({**settings, "DATABASE": str(tmp_path / "shop.sqlite")})
+    app = create_shop({**settings, "DATABASE": str(tmp_path / "shop.sqlite")})
     assert app.config["SANDBOX_MODE"] and not app.testing and not app.debug
 
 
@@ -214,7 +220,7 @@ def forged_console_cookie(app, key):
 
 def test_debug_outside_flask_run_never_uses_the_dev_key(tmp_path):
     """FLASK_DEBUG=1 under gunicorn: a cookie signed with 'dev' must not open the console."""
-    app = create_app(
+    app = create_shop(
         {
             "DEBUG": True,
             "DATABASE": str(tmp_path / "shop.sqlite"),
@@ -237,7 +243,7 @@ def test_production_still_refuses_a_missing_or_default_key(tmp_path, key):
 
 def test_each_process_without_a_key_gets_its_own(tmp_path):
     settings = {"TESTING": True, "DATABASE": str(tmp_path / "shop.sqlite")}
-    assert create_app(settings).secret_key != create_app(settings).secret_key
+    assert create_shop(settings).secret_key != create_shop(settings).secret_key
 
 
 def test_flask_run_debug_on_loopback_keeps_the_dev_key(tmp_path):
@@ -245,7 +251,7 @@ def test_flask_run_debug_on_loopback_keeps_the_dev_key(tmp_path):
 
     from shop.config import dev_server
 
-    app = create_app({"DEBUG": True, "DATABASE": str(tmp_path / "shop.sqlite")})
+    app = create_shop({"DEBUG": True, "DATABASE": str(tmp_path / "shop.sqlite")})
     command = click.Command("run", params=[click.Option(["--host"])])
     for host, expected in (("127.0.0.1", True), ("0.0.0.0", False)):  # noqa: S104
         with click.Context(command, info_name="run") as context:
