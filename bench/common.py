@@ -93,7 +93,8 @@ class Server:
             try:
                 if requests.get(self.url + path, timeout=1).status_code < 500:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or a worker still importing the app on a busy machine.
                 time.sleep(0.1)
         raise RuntimeError("gunicorn did not start in 30 s")
 

@@ -1,23 +1,20 @@
-"""The only module that opens connections: SQLite at run time; Alembic migrations, any engine."""
+"""The only module that opens connections: SQLite or PostgreSQL, through SQLAlchemy Core and Alembic."""
 
 import fcntl
-import os
+import functools
 import sqlite3
-import threading
-from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import psycopg.types.string
 import sqlalchemy as sa
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from flask import current_app, g
 from flask.cli import with_appcontext
-
-from shop.config import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -34,12 +31,13 @@ class Connection(sqlite3.Connection):
         self.lock_file.close()
 
 
-def connect(path):
+def connect(path, rows=True):
     """A connection in autocommit mode: transactions are opened explicitly, with the lock taken."""
     db = sqlite3.connect(
         path, timeout=15, isolation_level=None, check_same_thread=False, factory=Connection
     )
-    db.row_factory = sqlite3.Row
+    if rows:
+        db.row_factory = sqlite3.Row
     db.execute("PRAGMA foreign_keys = ON")
     # An IPN is never sent again: once answered, its effect must survive a power cut.
     db.execute("PRAGMA synchronous = FULL")
@@ -47,87 +45,173 @@ def connect(path):
     return db
 
 
-class ThreadConnections(threading.local):
-    """Each thread keeps its connections open across requests.
+def make_engine(config):
+    """The app's engine: per-thread SQLite connections, or a pool of PostgreSQL ones.
 
-    Opening a connection costs a file open and three pragmas, and closing the last one to a
-    WAL database checkpoints it: together most of the time of a small request such as an IPN
-    (bench/README.md). A thread serves one request at a time, so a connection is never shared.
+    Both run in autocommit; `transaction` opens every transaction itself (BEGIN IMMEDIATE with
+    the writer lock on SQLite), so a read never holds a transaction open between requests.
     """
+    url = database_url(config)
+    if url.get_backend_name() == "sqlite":
+        # Connections stay open in the pool across requests, one lent to a request at a time.
+        # Opening one costs a file open and three pragmas, and closing the last one to a WAL
+        # database checkpoints it: together most of the time of a small request such as an
+        # IPN (bench/README.md). Not one per thread: a threaded dev server starts a thread
+        # per request.
+        return sa.create_engine(
+            url,
+            creator=lambda: connect(url.database, rows=False),
+            poolclass=sa.pool.QueuePool,
+            pool_size=KEPT_CONNECTIONS,
+            max_overflow=64,
+            isolation_level="AUTOCOMMIT",
+        )
+    # Every worker thread may hold one connection; pre-ping drops those a restart closed.
+    engine = sa.create_engine(
+        url, pool_size=8, max_overflow=24, pool_pre_ping=True, isolation_level="AUTOCOMMIT"
+    )
+    sa.event.listen(engine, "connect", money_as_text)
+    return engine
 
-    def __init__(self):
-        self.by_path = OrderedDict()
 
-    def get(self, path):
-        key = (os.getpid(), path)
-        db = self.by_path.pop(key, None) or connect(path)
-        self.by_path[key] = db
-        # A thread that has served several databases (tests, several apps) keeps only a few.
-        while len(self.by_path) > MAX_CONNECTIONS_PER_THREAD:
-            _, oldest = self.by_path.popitem(last=False)
-            oldest.close()
-        return db
+def money_as_text(dbapi_connection, connection_record):
+    """NUMERIC comes back as its decimal text, as SQLite's TEXT money does: the shop reads
+    both engines' rows the same way and makes a Decimal where it computes (never a float)."""
+    dbapi_connection.adapters.register_loader("numeric", psycopg.types.string.TextLoader)
 
 
-MAX_CONNECTIONS_PER_THREAD = 4
-_connections = ThreadConnections()
+# SQLite connections a process keeps open: gunicorn's --threads 8 and a few more.
+KEPT_CONNECTIONS = 16
 
 
 def get_db():
+    """The request's connection (SQLAlchemy Core), returned to the pool at teardown."""
     if "db" not in g:
-        g.db = _connections.get(current_app.config["DATABASE"])
+        g.db = engine().connect()
     return g.db
 
 
+def engine():
+    """The current app's engine for its configured database (made on first use)."""
+    config = current_app.config
+    key = (config.get("DATABASE_URL"), config["DATABASE"])
+    engines = current_app.extensions["db_engines"]
+    if key not in engines:
+        engines[key] = make_engine(config)
+    return engines[key]
+
+
 def close_db(e=None):
-    """End of request: the connection stays open for the thread's next one, with no transaction."""
+    """End of request: the connection goes back to its pool, with no transaction open."""
     db = g.pop("db", None)
-    if db is not None and db.in_transaction:
-        db.execute("ROLLBACK")
+    if db is not None:
+        if db.info.get("in_transaction"):
+            db.exec_driver_sql("ROLLBACK")
+            db.info["in_transaction"] = False
+        db.close()
+
+
+@functools.lru_cache(maxsize=1024)
+def _text(sql):
+    # Parsing the :name parameters out of a statement is done once per statement, not per call.
+    return sa.text(sql)
+
+
+def execute(db, sql, params=None):
+    """Run one statement, SQL with :name parameters (a list of dicts runs it for each)."""
+    params = params if params is not None else {}
+    if is_postgresql(db):
+        params = [no_nul(p) for p in params] if isinstance(params, list) else no_nul(params)
+    return db.execute(_text(sql), params)
+
+
+def no_nul(params):
+    """PostgreSQL's text cannot hold NUL, which any IPN body or form may carry: it becomes
+    U+FFFD, as undecodable bytes already do, instead of an error (and a 500)."""
+    return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in params.items()}
+
+
+def query(db, sql, params=None):
+    """Every row, each a mapping: row["column"]."""
+    return execute(db, sql, params).mappings().all()
+
+
+def query_one(db, sql, params=None):
+    """The first row, or None."""
+    return execute(db, sql, params).mappings().first()
+
+
+def scalar(db, sql, params=None):
+    """The first column of the first row (a count, an id)."""
+    return execute(db, sql, params).scalar()
+
+
+def is_postgresql(db):
+    return db.dialect.name == "postgresql"
+
+
+def advisory_lock(db, name):
+    """On PostgreSQL, a lock on a name (not a row) until the transaction ends, on every host.
+
+    For rules that count rows rather than change one (checkout throttle, login limit): there
+    is no row to lock with FOR UPDATE, so two hosts would both count below the limit. On
+    SQLite the transaction's write lock already excludes everyone else.
+    """
+    if is_postgresql(db):
+        execute(db, "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))", {"name": name})
 
 
 @contextmanager
 def transaction(db, durable=True):
-    """BEGIN IMMEDIATE takes the write lock before reading, so read-then-write cannot race.
+    """One transaction; on SQLite BEGIN IMMEDIATE takes the write lock before reading.
 
     Inside another transaction it simply joins it, so callers can make several changes atomic
-    (an IPN's status change and its log line). durable=False skips the fsync of this commit:
-    in WAL mode the next durable commit flushes it too, so use it only for writes that are
-    followed by a durable one before anyone is answered (the IPN log's first line).
+    (an IPN's status change and its log line). durable=False skips the flush of this commit:
+    on SQLite (WAL) the next durable commit flushes it too, on PostgreSQL the next one's WAL
+    flush does; use it only for writes that are followed by a durable one before anyone is
+    answered (the IPN log's first line).
     """
-    if db.in_transaction:
+    if db.info.get("in_transaction"):
         yield db
         return
+    sqlite = not is_postgresql(db)
     # SQLite takes a change of synchronous only outside a transaction.
-    if not durable:
-        db.execute("PRAGMA synchronous = NORMAL")
+    if sqlite and not durable:
+        db.exec_driver_sql("PRAGMA synchronous = NORMAL")
     try:
-        with writer_lock(db):
-            db.execute("BEGIN IMMEDIATE")
+        with writer_lock(db) if sqlite else nullcontext():
+            db.exec_driver_sql("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+            db.info["in_transaction"] = True
             try:
+                if not sqlite and not durable:
+                    db.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                db.info["in_transaction"] = False
+                db.exec_driver_sql("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+            db.info["in_transaction"] = False
+            db.exec_driver_sql("COMMIT")
     finally:
-        if not durable:
-            db.execute("PRAGMA synchronous = FULL")
+        if sqlite and not durable:
+            db.exec_driver_sql("PRAGMA synchronous = FULL")
 
 
 @contextmanager
 def writer_lock(db):
-    """Writers queue on a file lock next to the database, across threads and processes.
+    """SQLite's writers queue on a file lock next to the database, across threads and processes.
 
     Without it, a writer that finds the database locked sleeps in SQLite's busy handler (1, 2,
     5, 10 ms and more) however soon the lock is free; the kernel wakes a flock waiter at once.
-    This took IPN p99 latency from 40 ms to under 10 (bench/README.md).
+    This took IPN p99 latency from 40 ms to under 10 (bench/README.md). PostgreSQL needs none:
+    its row locks queue writers, on any host.
     """
-    fcntl.flock(db.lock_file, fcntl.LOCK_EX)
+    lock_file = db.connection.dbapi_connection.lock_file
+    fcntl.flock(lock_file, fcntl.LOCK_EX)
     try:
         yield
     finally:
-        fcntl.flock(db.lock_file, fcntl.LOCK_UN)
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def now():
@@ -247,12 +331,9 @@ def db_current_command():
 
 
 def init_app(app):
-    if app.config.get("DATABASE_URL"):
-        # Migrations already run on PostgreSQL (flask init-db); the shop's queries do not yet,
-        # and a shop that migrated one store and wrote to another would lose orders.
-        raise ConfigError(
-            "DATABASE_URL: the shop runs on SQLite only for now; unset it and use DATABASE"
-        )
+    # Engines are made on first use, one per configured database (tests point an app at
+    # another file); making one opens no connection.
+    app.extensions["db_engines"] = {}
     app.teardown_appcontext(close_db)
     # Starting never migrates: `flask init-db` (or `flask db upgrade`) does, once per deploy.
     app.cli.add_command(init_db_command)

@@ -19,7 +19,7 @@ from flask import Blueprint, current_app, g, request
 from flask.cli import AppGroup
 
 from . import orders
-from .db import get_db, now, transaction
+from .db import execute, get_db, now, query, query_one, scalar, transaction
 
 bp = Blueprint("ipn", __name__)
 
@@ -218,23 +218,19 @@ def find_order(db, fields):
     """The order this IPN is for, proven by its checksum; Rejected(403) otherwise.
 
     An unknown orderId may be an order whose order/create answer never reached us: the checksum
-    with one of the waiting drafts' random secrets identifies it, and fills in its ids.
+    with one of the waiting drafts' random secrets identifies it. Its ids are filled in later,
+    inside the IPN's own transaction (orders.claim_draft), together with the status change.
     """
-    order = db.execute(
-        "SELECT * FROM orders WHERE exchanger_id = ?", (fields["orderId"],)
-    ).fetchone()
+    order = query_one(
+        db, "SELECT * FROM orders WHERE exchanger_id = :id", {"id": fields["orderId"]}
+    )
     if order is not None:
         if signed_by(fields, order["ipn_secret"]):
             return order
         raise Rejected(403, "checksum does not match")
     for draft in drafts_in_limbo(db, fields):
         if signed_by(fields, draft["ipn_secret"]):
-            with transaction(db):
-                db.execute(
-                    "UPDATE orders SET exchanger_id = ?, exchanger_uid = ?, updated_at = ? WHERE id = ?",
-                    (fields["orderId"], int(fields["orderUID"]), now(), draft["id"]),
-                )
-            return db.execute("SELECT * FROM orders WHERE id = ?", (draft["id"],)).fetchone()
+            return draft
     raise Rejected(403, "unknown order")
 
 
@@ -250,16 +246,18 @@ def drafts_in_limbo(db, fields):
     young = datetime.now(UTC) - LIMBO_WINDOW
     # 'draft' spelled out (orders.DRAFT): SQLite uses the partial index orders_in_limbo only
     # when the query's own text implies its WHERE.
-    return db.execute(
-        "SELECT * FROM orders WHERE status = 'draft' AND exchanger_id IS NULL AND from_xml = ?"
-        " AND to_xml = ? AND created_at >= ? ORDER BY created_at DESC LIMIT ?",
-        (
-            fields["xml_from"],
-            fields["xml_to"],
-            young.isoformat(timespec="seconds"),
-            MAX_DRAFTS_TRIED,
-        ),
-    ).fetchall()
+    return query(
+        db,
+        "SELECT * FROM orders WHERE status = 'draft' AND exchanger_id IS NULL"
+        " AND from_xml = :from_xml AND to_xml = :to_xml AND created_at >= :young"
+        " ORDER BY created_at DESC LIMIT :limit",
+        {
+            "from_xml": fields["xml_from"],
+            "to_xml": fields["xml_to"],
+            "young": young.isoformat(timespec="seconds"),
+            "limit": MAX_DRAFTS_TRIED,
+        },
+    )
 
 
 def check_matches(order, fields):
@@ -289,18 +287,24 @@ def over_allowance(db):
     genuine IPNs never loses the log-first line, while junk soon stops being stored.
     """
     config, since = current_app.config, _minute_ago()
-    mine = db.execute(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE remote_addr = ?"
-        " AND outcome IN ('received', 'rejected') AND received_at >= ? LIMIT ?)",
-        (request.remote_addr, since, config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]),
-    ).fetchone()[0]
+    mine = scalar(
+        db,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE remote_addr = :addr"
+        " AND outcome IN ('received', 'rejected') AND received_at >= :since LIMIT :limit) AS recent",
+        {
+            "addr": request.remote_addr,
+            "since": since,
+            "limit": config["IPN_LOG_PER_ADDRESS_PER_MINUTE"],
+        },
+    )
     if mine >= config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]:
         return True
-    everyone = db.execute(
+    everyone = scalar(
+        db,
         "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE outcome IN ('received', 'rejected')"
-        " AND received_at >= ? LIMIT ?)",
-        (since, config["IPN_LOG_PER_MINUTE"]),
-    ).fetchone()[0]
+        " AND received_at >= :since LIMIT :limit) AS recent",
+        {"since": since, "limit": config["IPN_LOG_PER_MINUTE"]},
+    )
     return everyone >= config["IPN_LOG_PER_MINUTE"]
 
 
@@ -323,12 +327,18 @@ def log_received(db, body):
     with transaction(db, durable=False):
         if over_allowance(db):
             return None
-        cursor = db.execute(
+        return scalar(
+            db,
             "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body, outcome)"
-            " VALUES (?, ?, ?, ?, ?, 'received')",
-            (now(), request.remote_addr, (request.content_type or "")[:200], _headers(), prefix),
+            " VALUES (:now, :addr, :type, :headers, :body, 'received') RETURNING id",
+            {
+                "now": now(),
+                "addr": request.remote_addr,
+                "type": (request.content_type or "")[:200],
+                "headers": _headers(),
+                "body": prefix,
+            },
         )
-    return cursor.lastrowid
 
 
 def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None):
@@ -339,43 +349,59 @@ def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None)
             if log_id is None:
                 count_suppressed(db)
             else:
-                db.execute(
-                    "UPDATE ipn_log SET outcome = ?, reason = ? WHERE id = ?",
-                    (outcome, reason, log_id),
+                execute(
+                    db,
+                    "UPDATE ipn_log SET outcome = :outcome, reason = :reason WHERE id = :id",
+                    {"outcome": outcome, "reason": reason, "id": log_id},
                 )
         return
     body = g.get("ipn_body", b"").decode("utf-8", "replace")
     with transaction(db):
+        values = {
+            "outcome": outcome,
+            "reason": reason,
+            "order_id": order_id,
+            "body": body,
+            "checksum_field": checksum_field,
+        }
         if log_id is None:
-            db.execute(
+            execute(
+                db,
                 "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body,"
-                " outcome, reason, order_id, checksum_field) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    now(),
-                    request.remote_addr,
-                    (request.content_type or "")[:200],
-                    _headers(),
-                    body,
-                    outcome,
-                    reason,
-                    order_id,
-                    checksum_field,
-                ),
+                " outcome, reason, order_id, checksum_field) VALUES (:now, :addr, :type,"
+                " :headers, :body, :outcome, :reason, :order_id, :checksum_field)",
+                {
+                    **values,
+                    "now": now(),
+                    "addr": request.remote_addr,
+                    "type": (request.content_type or "")[:200],
+                    "headers": _headers(),
+                },
             )
         else:
-            db.execute(
-                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ?, body = ?,"
-                " checksum_field = ? WHERE id = ?",
-                (outcome, reason, order_id, body, checksum_field, log_id),
+            execute(
+                db,
+                "UPDATE ipn_log SET outcome = :outcome, reason = :reason, order_id = :order_id,"
+                " body = :body, checksum_field = :checksum_field WHERE id = :id",
+                {**values, "id": log_id},
             )
 
 
 def count_suppressed(db):
-    db.execute(
-        "INSERT INTO ipn_log_suppressed (minute, remote_addr, count, bytes) VALUES (?, ?, 1, ?)"
-        " ON CONFLICT (minute, remote_addr) DO UPDATE SET count = count + 1,"
-        " bytes = bytes + excluded.bytes",
-        (now()[:16], request.remote_addr or "", len(g.get("ipn_body", b""))),
+    # One statement that inserts or adds: hosts counting the same minute and address at once
+    # meet on the primary key, and the loser's insert turns into the update (no lost count).
+    execute(
+        db,
+        "INSERT INTO ipn_log_suppressed (minute, remote_addr, count, bytes)"
+        " VALUES (:minute, :addr, 1, :bytes)"
+        " ON CONFLICT (minute, remote_addr) DO UPDATE SET"
+        " count = ipn_log_suppressed.count + 1,"
+        " bytes = ipn_log_suppressed.bytes + excluded.bytes",
+        {
+            "minute": now()[:16],
+            "addr": request.remote_addr or "",
+            "bytes": len(g.get("ipn_body", b"")),
+        },
     )
 
 
@@ -395,8 +421,8 @@ def receive():
     try:
         if len(body) > current_app.config["IPN_MAX_BYTES"]:
             raise Rejected(400, "body too large")
-        query = list(request.args.items(multi=True))
-        fields = parse(body, request.mimetype, query)
+        query_args = list(request.args.items(multi=True))
+        fields = parse(body, request.mimetype, query_args)
         order = find_order(db, fields)
         check_matches(order, fields)
     except Rejected as exc:
@@ -412,6 +438,9 @@ def receive():
             in_amount=Decimal(fields["inAmount"]),
             out_amount=Decimal(fields["outAmount"]),
         )
+        if order["exchanger_id"] is None and not orders.claim_draft(db, order["id"], fields):
+            log_outcome(db, log_id, "rejected", "the draft was claimed by another order")
+            return "Forbidden\n", 403
         outcome = orders.apply_event(db, order["id"], event)
         # Which field held the checksum that verified, for `flask ipn inspect`.
         where = verifying_field(fields, order["ipn_secret"])
@@ -421,12 +450,10 @@ def receive():
 
 def suppressed_entries(limit=20):
     """The latest per-minute counts of rejected IPNs that were not logged one by one."""
-    return (
-        get_db()
-        .execute(
-            "SELECT * FROM ipn_log_suppressed ORDER BY minute DESC, count DESC LIMIT ?", (limit,)
-        )
-        .fetchall()
+    return query(
+        get_db(),
+        "SELECT * FROM ipn_log_suppressed ORDER BY minute DESC, count DESC LIMIT :limit",
+        {"limit": limit},
     )
 
 
@@ -441,14 +468,12 @@ def with_arrived(reason, fields):
 
 def log_entries(outcome=None, limit=50, offset=0):
     """IPN log rows, newest first, with the token of the order each was for."""
-    return (
-        get_db()
-        .execute(
-            "SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id"
-            " WHERE ? IS NULL OR l.outcome = ? ORDER BY l.id DESC LIMIT ? OFFSET ?",
-            (outcome, outcome, limit, offset),
-        )
-        .fetchall()
+    return query(
+        get_db(),
+        "SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id"
+        " WHERE CAST(:outcome AS TEXT) IS NULL OR l.outcome = :outcome"
+        " ORDER BY l.id DESC LIMIT :limit OFFSET :offset",
+        {"outcome": outcome, "limit": limit, "offset": offset},
     )
 
 
@@ -487,7 +512,7 @@ def send_command(token, status, stale, duplicate, bad_hash, amount):
     """Post a signed IPN for the order TOKEN to this shop's own /ipn and print the answers."""
     if amount is not None and not AMOUNT.match(amount):
         raise click.BadParameter("a plain decimal number, like 12.50", param_hint="--amount")
-    order = get_db().execute("SELECT * FROM orders WHERE token = ?", (token,)).fetchone()
+    order = query_one(get_db(), "SELECT * FROM orders WHERE token = :token", {"token": token})
     if order is None:
         raise click.ClickException(f"no order with token {token}")
     if not order["exchanger_id"]:
@@ -501,7 +526,7 @@ def send_command(token, status, stale, duplicate, bad_hash, amount):
         except requests.RequestException as exc:
             raise click.ClickException(f"{url} did not answer: {type(exc).__name__}") from None
         click.echo(f"{answer.status_code} {answer.text.strip()}")
-    after = get_db().execute("SELECT status FROM orders WHERE id = ?", (order["id"],)).fetchone()
+    after = orders.get_order(get_db(), order["id"])
     click.echo(f"Order {token} is now {after['status']}.")
 
 
@@ -533,6 +558,10 @@ def prune_command(days):
     cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
     db = get_db()
     with transaction(db):
-        removed = db.execute("DELETE FROM ipn_log WHERE received_at < ?", (cutoff,)).rowcount
-        db.execute("DELETE FROM ipn_log_suppressed WHERE minute < ?", (cutoff[:16],))
+        removed = execute(
+            db, "DELETE FROM ipn_log WHERE received_at < :cutoff", {"cutoff": cutoff}
+        ).rowcount
+        execute(
+            db, "DELETE FROM ipn_log_suppressed WHERE minute < :cutoff", {"cutoff": cutoff[:16]}
+        )
     click.echo(f"Removed {removed} IPN log entries older than {days} days.")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app, request, session
 
-from .db import get_db, now, transaction
+from .db import execute, get_db, now, query, query_one, scalar, transaction
 
 FAILURE_WINDOW = timedelta(minutes=15)
 # Per address: a typo-prone merchant is not slowed; a guesser gets 5 tries per window.
@@ -39,35 +39,37 @@ def _later(delta):
 def limited():
     """True when this address, or all addresses together, failed too often lately."""
     db, since = get_db(), _since(FAILURE_WINDOW)
-    mine = db.execute(
-        "SELECT COUNT(*) FROM login_attempts WHERE remote_addr = ? AND attempted_at >= ?"
-        " AND outcome = 'failed'",
-        (request.remote_addr, since),
-    ).fetchone()[0]
+    mine = scalar(
+        db,
+        "SELECT COUNT(*) FROM login_attempts WHERE remote_addr = :addr"
+        " AND attempted_at >= :since AND outcome = 'failed'",
+        {"addr": request.remote_addr, "since": since},
+    )
     if mine >= MAX_FAILURES_PER_ADDRESS:
         return True
-    everyone = db.execute(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM login_attempts WHERE attempted_at >= ?"
-        " AND outcome = 'failed' LIMIT ?)",
-        (since, MAX_FAILURES_GLOBAL),
-    ).fetchone()[0]
+    everyone = scalar(
+        db,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM login_attempts WHERE attempted_at >= :since"
+        " AND outcome = 'failed' LIMIT :limit) AS recent",
+        {"since": since, "limit": MAX_FAILURES_GLOBAL},
+    )
     return everyone >= MAX_FAILURES_GLOBAL
 
 
 def record(outcome):
     db = get_db()
     with transaction(db):
-        db.execute(
-            "INSERT INTO login_attempts (remote_addr, attempted_at, outcome) VALUES (?, ?, ?)",
-            (request.remote_addr or "", now(), outcome),
+        execute(
+            db,
+            "INSERT INTO login_attempts (remote_addr, attempted_at, outcome)"
+            " VALUES (:addr, :now, :outcome)",
+            {"addr": request.remote_addr or "", "now": now(), "outcome": outcome},
         )
 
 
 def recent_attempts(limit=100):
-    return (
-        get_db()
-        .execute("SELECT * FROM login_attempts ORDER BY id DESC LIMIT ?", (limit,))
-        .fetchall()
+    return query(
+        get_db(), "SELECT * FROM login_attempts ORDER BY id DESC LIMIT :limit", {"limit": limit}
     )
 
 
@@ -76,10 +78,11 @@ def new_unlock_code():
     code = secrets.token_urlsafe(12)
     db = get_db()
     with transaction(db):
-        db.execute("DELETE FROM console_unlock_codes WHERE expires_at < ?", (now(),))
-        db.execute(
-            "INSERT INTO console_unlock_codes (code_hash, expires_at) VALUES (?, ?)",
-            (digest(code), _later(UNLOCK_CODE_LIFETIME)),
+        execute(db, "DELETE FROM console_unlock_codes WHERE expires_at < :now", {"now": now()})
+        execute(
+            db,
+            "INSERT INTO console_unlock_codes (code_hash, expires_at) VALUES (:hash, :expires)",
+            {"hash": digest(code), "expires": _later(UNLOCK_CODE_LIFETIME)},
         )
     return code
 
@@ -87,13 +90,10 @@ def new_unlock_code():
 def unlock_code_valid(code):
     if not code:
         return False
-    row = (
-        get_db()
-        .execute(
-            "SELECT code_hash FROM console_unlock_codes WHERE code_hash = ? AND expires_at >= ?",
-            (digest(code), now()),
-        )
-        .fetchone()
+    row = query_one(
+        get_db(),
+        "SELECT code_hash FROM console_unlock_codes WHERE code_hash = :hash AND expires_at >= :now",
+        {"hash": digest(code), "now": now()},
     )
     # The lookup is by hash, so timing reveals nothing about the code itself.
     return row is not None and hmac.compare_digest(row["code_hash"], digest(code))
@@ -102,7 +102,9 @@ def unlock_code_valid(code):
 def use_unlock_code(code):
     db = get_db()
     with transaction(db):
-        db.execute("DELETE FROM console_unlock_codes WHERE code_hash = ?", (digest(code),))
+        execute(
+            db, "DELETE FROM console_unlock_codes WHERE code_hash = :hash", {"hash": digest(code)}
+        )
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -119,11 +121,17 @@ def start_session():
     hours = timedelta(hours=current_app.config["CONSOLE_SESSION_HOURS"])
     db = get_db()
     with transaction(db):
-        db.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now(),))
-        db.execute(
+        execute(db, "DELETE FROM console_sessions WHERE expires_at < :now", {"now": now()})
+        execute(
+            db,
             "INSERT INTO console_sessions (id_hash, password_version, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?)",
-            (digest(session_id), password_version(), now(), _later(hours)),
+            " VALUES (:hash, :version, :now, :expires)",
+            {
+                "hash": digest(session_id),
+                "version": password_version(),
+                "now": now(),
+                "expires": _later(hours),
+            },
         )
     # Nothing from before the login carries over.
     session.clear()
@@ -134,13 +142,11 @@ def session_valid():
     session_id = session.get("console")
     if not isinstance(session_id, str):
         return False
-    row = (
-        get_db()
-        .execute(
-            "SELECT password_version FROM console_sessions WHERE id_hash = ? AND expires_at >= ?",
-            (digest(session_id), now()),
-        )
-        .fetchone()
+    row = query_one(
+        get_db(),
+        "SELECT password_version FROM console_sessions WHERE id_hash = :hash"
+        " AND expires_at >= :now",
+        {"hash": digest(session_id), "now": now()},
     )
     return row is not None and hmac.compare_digest(row["password_version"], password_version())
 
@@ -150,5 +156,9 @@ def end_session():
     if isinstance(session_id, str):
         db = get_db()
         with transaction(db):
-            db.execute("DELETE FROM console_sessions WHERE id_hash = ?", (digest(session_id),))
+            execute(
+                db,
+                "DELETE FROM console_sessions WHERE id_hash = :hash",
+                {"hash": digest(session_id)},
+            )
     session.clear()

@@ -111,7 +111,8 @@ def gunicorn_shop(tmp_path):
             try:
                 if requests.get(f"{base}/health", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or its one worker still importing the app (busy machine).
                 time.sleep(0.1)
         else:
             raise AssertionError(

@@ -5,6 +5,7 @@ import re
 import pytest
 import requests
 
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import (
     BTC_ROUTE,
     add_to_cart_over_http,
@@ -12,6 +13,8 @@ from tests.helpers import (
     hidden_inputs,
     submit_requisites_over_http,
 )
+
+pytestmark = BOTH_ENGINES
 
 
 def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):

@@ -185,8 +185,7 @@ class OrderMachine(RuleBasedStateMachine):
 
     def shop(self):
         with self.app.app_context():
-            row = get_db().execute("SELECT * FROM orders WHERE id = ?", (self.order_id,))
-            return dict(row.fetchone())
+            return dict(orders.get_order(get_db(), self.order_id))
 
     def pick(self, index, pending):
         return pending.pop(index % len(pending))

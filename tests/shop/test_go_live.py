@@ -74,7 +74,7 @@ def test_the_sandbox_named_runs_in_production_with_its_banner_and_log(tmp_path, 
     assert "Песочница: настоящие деньги не переводятся." in russian
     # The demo wallet fills the payout, so the whole journey works in one command.
     assert "/sandbox/en/payment/" in place_order(client)
-    (order,) = query(app.config["DATABASE"], "SELECT token FROM orders")
+    (order,) = query(app.config, "SELECT token FROM orders")
     assert BANNER in client.get(f"/orders/{order['token']}/return").get_data(as_text=True)
 
 
@@ -267,4 +267,4 @@ def test_the_console_orders_page_counts_nothing_from_the_forged_cookie(tmp_path)
     client = app.test_client()
     client.set_cookie("session", forged_console_cookie(app, SECRET))
     assert client.get("/console/").status_code == 302
-    assert query(app.config["DATABASE"], "SELECT COUNT(*) AS n FROM console_sessions")[0]["n"] == 0
+    assert query(app.config, "SELECT COUNT(*) AS n FROM console_sessions")[0]["n"] == 0

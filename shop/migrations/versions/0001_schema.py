@@ -21,6 +21,9 @@ MONEY = sa.Text().with_variant(sa.Numeric(), "postgresql")
 # Milliseconds since 1970 (provider timestamps) and exchanger ids outgrow a 32-bit integer,
 # which SQLite's INTEGER never is but PostgreSQL's is.
 BIG = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
+# Seconds since 1970 with a fraction: SQLite's REAL is 8 bytes, PostgreSQL's only 4 (a step
+# of two minutes at today's times), so there it is DOUBLE PRECISION.
+SECONDS = sa.REAL().with_variant(sa.DOUBLE_PRECISION(), "postgresql")
 
 
 def upgrade():
@@ -142,11 +145,11 @@ def upgrade():
         "route_cache",
         sa.Column("key", sa.Text, primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
-        sa.Column("fetched_at", sa.REAL, nullable=False),
+        sa.Column("fetched_at", SECONDS, nullable=False),
         # A worker refreshing this entry holds it until then; others keep serving the old value.
-        sa.Column("refreshing_until", sa.REAL, nullable=False, server_default=sa.text("0")),
+        sa.Column("refreshing_until", SECONDS, nullable=False, server_default=sa.text("0")),
         # Set when the last refresh failed: pages say the rates may be out of date.
-        sa.Column("failed_at", sa.REAL),
+        sa.Column("failed_at", SECONDS),
     )
 
     # Every console login attempt, shown in the console; failures also slow guessing.
