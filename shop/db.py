@@ -8,11 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import psycopg.types.string
 import sqlalchemy as sa
-from alembic import command as alembic_command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
 from flask import current_app, g
 from flask.cli import with_appcontext
 
@@ -77,7 +73,9 @@ def make_engine(config):
 def money_as_text(dbapi_connection, connection_record):
     """NUMERIC comes back as its decimal text, as SQLite's TEXT money does: the shop reads
     both engines' rows the same way and makes a Decimal where it computes (never a float)."""
-    dbapi_connection.adapters.register_loader("numeric", psycopg.types.string.TextLoader)
+    from psycopg.types.string import TextLoader
+
+    dbapi_connection.adapters.register_loader("numeric", TextLoader)
 
 
 # SQLite connections a process keeps open: gunicorn's --threads 8 and a few more.
@@ -175,26 +173,30 @@ def transaction(db, durable=True):
         yield db
         return
     sqlite = not is_postgresql(db)
+    # Transaction control goes straight to the driver connection: SQLAlchemy runs in
+    # autocommit here and has nothing to add to BEGIN and COMMIT but its per-statement cost,
+    # a fifth of an IPN's (bench/README.md).
+    raw = db.connection.dbapi_connection
     # SQLite takes a change of synchronous only outside a transaction.
     if sqlite and not durable:
-        db.exec_driver_sql("PRAGMA synchronous = NORMAL")
+        raw.execute("PRAGMA synchronous = NORMAL")
     try:
         with writer_lock(db) if sqlite else nullcontext():
-            db.exec_driver_sql("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+            raw.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")
             db.info["in_transaction"] = True
             try:
                 if not sqlite and not durable:
-                    db.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    raw.execute("SET LOCAL synchronous_commit = off")
                 yield db
             except BaseException:
                 db.info["in_transaction"] = False
-                db.exec_driver_sql("ROLLBACK")
+                raw.execute("ROLLBACK")
                 raise
             db.info["in_transaction"] = False
-            db.exec_driver_sql("COMMIT")
+            raw.execute("COMMIT")
     finally:
         if sqlite and not durable:
-            db.exec_driver_sql("PRAGMA synchronous = FULL")
+            raw.execute("PRAGMA synchronous = FULL")
 
 
 @contextmanager
@@ -237,6 +239,8 @@ def database_url(config):
 
 
 def alembic_config(connection):
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -245,6 +249,10 @@ def alembic_config(connection):
 
 def upgrade(config):
     """Bring the database to the newest Alembic revision; never drop data. Returns the steps."""
+    # Imported here, not at the top: a web worker never migrates, and Alembic costs memory.
+    from alembic import command as alembic_command
+    from alembic.runtime.migration import MigrationContext
+
     url = database_url(config)
     if url.get_backend_name() == "sqlite":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +278,8 @@ def stamp_legacy(connection):
     version = connection.exec_driver_sql("PRAGMA user_version").scalar()
     if version == 0:
         return False
+    from alembic import command as alembic_command
+
     if version != LEGACY_USER_VERSION:
         raise click.ClickException(
             f"This database is at the old schema version {version}: run `flask init-db` of"
@@ -321,6 +331,8 @@ def db_upgrade_command():
 @with_appcontext
 def db_current_command():
     """Print the database's schema revision."""
+    from alembic.runtime.migration import MigrationContext
+
     engine = sa.create_engine(database_url(current_app.config), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
