@@ -14,6 +14,7 @@ from shop import (
     discovery,
     i18n,
     ipn,
+    merchant,
     reconcile,
     security,
 )
@@ -42,7 +43,7 @@ def create_app(test_config=None):
     app.cli.add_command(discovery.exchanger_cli)
     # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
     csrf.exempt(ipn.bp)
-    app.cli.add_command(ipn.ipn_cli)
+    app.cli.add_command(merchant.ipn_cli)
     reconcile.init_app(app)
     register_error_pages(app)
     security.init_app(app)

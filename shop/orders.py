@@ -86,8 +86,12 @@ def is_cancellable(order):
     return order["status"] in CANCELLABLE and exchanger_knows(order)
 
 
+def find_by_token(token):
+    return query_one(get_db(), "SELECT * FROM orders WHERE token = :token", {"token": token})
+
+
 def get_order_by_token(token):
-    order = query_one(get_db(), "SELECT * FROM orders WHERE token = :token", {"token": token})
+    order = find_by_token(token)
     if order is None:
         abort(404)
     return order
@@ -553,6 +557,39 @@ def get_ipns(order_id):
         "SELECT * FROM ipn_log WHERE order_id = :order_id ORDER BY id",
         {"order_id": order_id},
     )
+
+
+def ipn_log_entries(outcome=None, limit=50, offset=0):
+    """IPN log rows, newest first, with the token of the order each was for."""
+    return query(
+        get_db(),
+        "SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id"
+        " WHERE CAST(:outcome AS TEXT) IS NULL OR l.outcome = :outcome"
+        " ORDER BY l.id DESC LIMIT :limit OFFSET :offset",
+        {"outcome": outcome, "limit": limit, "offset": offset},
+    )
+
+
+def ipn_log_suppressed(limit=20):
+    """The latest per-minute counts of rejected IPNs that were not logged one by one."""
+    return query(
+        get_db(),
+        "SELECT * FROM ipn_log_suppressed ORDER BY minute DESC, count DESC LIMIT :limit",
+        {"limit": limit},
+    )
+
+
+def prune_ipn_log(cutoff):
+    """Delete IPN log entries and flood counts older than cutoff (ISO time); how many entries."""
+    db = get_db()
+    with transaction(db):
+        removed = execute(
+            db, "DELETE FROM ipn_log WHERE received_at < :cutoff", {"cutoff": cutoff}
+        ).rowcount
+        execute(
+            db, "DELETE FROM ipn_log_suppressed WHERE minute < :cutoff", {"cutoff": cutoff[:16]}
+        )
+    return removed
 
 
 def resolve_review(db, order_id, note):
