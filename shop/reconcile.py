@@ -87,10 +87,14 @@ def poll_order(order, min_seconds=0):
     return outcome
 
 
+UNREACHABLE = "unreachable"
+
+
 def refresh_order(order):
     """poll_order for a page view, at most once per STATUS_POLL_SECONDS per order.
 
-    A failure is logged and the stored status stands; returns the outcome or None.
+    Returns the outcome, None when there was nothing to ask, or UNREACHABLE when the exchanger
+    gave no usable answer: the stored status stands, and the page says it could not ask.
     """
     if not orders.exchanger_knows(order) or orders.is_final(order):
         return None
@@ -98,7 +102,7 @@ def refresh_order(order):
         return poll_order(order, current_app.config["STATUS_POLL_SECONDS"])
     except ExchangerError as exc:
         current_app.logger.warning("order/get for order %s failed: %s", order["id"], exc.message)
-        return None
+        return UNREACHABLE
 
 
 def settle_unconfirmed_draft(order, cutoff):

@@ -68,6 +68,7 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
         "label": "paid",
         "final": True,
         "reported_out": order["reported_out"],
+        "unreachable": None,  # final: nothing left to ask
     }
 
 

@@ -6,6 +6,7 @@ sequences below it run the real shop against the embedded sandbox, whose IPNs ar
 exactly when the sequence says.
 """
 
+import re
 import threading
 from decimal import Decimal
 
@@ -311,3 +312,24 @@ def test_buyers_pages_share_one_question_per_order_per_poll_interval(app, order,
     for thread in threads:
         thread.join()
     assert len(asked) == 1
+
+
+def test_a_page_that_could_not_ask_the_exchanger_says_so_and_keeps_checking(app, client, order):
+    exchanger = app.extensions["exchanger"]
+    exchanger.backoff = 0
+    faults = f"{exchanger.base_url}/service/api/v1/sandbox/faults"
+    exchanger.session.post(faults, json={"api_error": 1, "api_error_kinds": ["http500"]}, timeout=5)
+    page = client.get(f"/orders/{order['token']}/return").get_data(as_text=True)
+    assert re.search(r'<p class="notice" id="unreachable">', page)
+    assert 'id="polling">' in page  # still checking
+    # The return page asked a moment ago: the status endpoint does not ask again, nor guess.
+    assert client.get(f"/orders/{order['token']}/status").get_json()["unreachable"] is None
+    app.config["STATUS_POLL_SECONDS"] = 0
+    assert client.get(f"/orders/{order['token']}/status").get_json()["unreachable"] is True
+
+    exchanger.session.post(faults, json={"reset": True}, timeout=5)
+    operator(app, order["exchanger_uid"], "inProgress")
+    status = client.get(f"/orders/{order['token']}/status").get_json()
+    assert (status["unreachable"], status["status"]) == (False, "inProgress")
+    page = client.get(f"/orders/{order['token']}/return").get_data(as_text=True)
+    assert '<p class="notice" id="unreachable" hidden>' in page
