@@ -42,12 +42,7 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
         "I have paid" in payment_page and "TMerchantPayoutWa11etSandboxDemoXq" not in payment_page
     )
     buyer.post(f"{payment_url}/paid", data=hidden_inputs(payment_page), timeout=10)
-    # Each step's IPN is delivered before the next: the autopilot's steps are seconds apart,
-    # and IPNs sent at the same moment may arrive in either order (then one is stale).
-    for _ in range(2):
-        sandbox_server.wait_ipns()
-        sandbox_server.run_due(advance=10)
-    sandbox_server.wait_ipns()
+    sandbox_server.autopilot_to_done()
 
     (order,) = shop_server.query("SELECT * FROM orders")
     assert order["status"] == "done" and order["review_reason"] is None
@@ -122,12 +117,7 @@ def test_the_journey_in_every_variant_with_forgeries(sandbox_server, shop_server
         changes += 1
     payment_page = buyer.get(payment_url, timeout=10).text
     buyer.post(f"{payment_url}/paid", data=hidden_inputs(payment_page), timeout=10)
-    # Each step's IPN is delivered before the next: the autopilot's steps are seconds apart,
-    # and IPNs sent at the same moment may arrive in either order (then one is stale).
-    for _ in range(2):
-        sandbox_server.wait_ipns()
-        sandbox_server.run_due(advance=10)
-    sandbox_server.wait_ipns()
+    sandbox_server.autopilot_to_done()
 
     (order,) = shop_server.query("SELECT * FROM orders")
     assert order["status"] == "done" and order["review_reason"] is None

@@ -49,15 +49,7 @@ settings.register_profile(
 
 PRICE = Decimal("12.50")
 FINAL = ("done", "returned", "deleted")
-OPEN = (
-    "new",
-    "waitPayment",
-    "errorPayment",
-    "inProgress",
-    "inProgressPayout",
-    "errorPayout",
-    "hold",
-)
+OPEN = tuple(s for s in orders.EXCHANGER_STATUSES if s not in FINAL)
 # Refund checks due at once, three of them: the window a refund after done is found in.
 REFUND_CHECKS = [0, 0, 0]
 # Which of the IPNs in flight, or of the polls awaiting their answer (modulo how many there are).
