@@ -147,12 +147,13 @@ def create(sandbox, db, route, payload, api_key):
 
 
 def start_status(sandbox, payload):
-    """'new' (the payer confirms first) or 'waitPayment': a setting, since no public source says
+    """'new' (the payer confirms first) or 'waitPayment': settings, since no public source says
     which a real site uses for server-side orders. The front-end skips the confirm step with
-    skipPreview."""
-    if _truthy(payload.get("skipPreview")):
+    skipPreview; whether a site honours that from a server is a setting too."""
+    settings = sandbox.faults.current()
+    if _truthy(payload.get("skipPreview")) and settings["skip_preview"] == "honoured":
         return "waitPayment"
-    return sandbox.faults.current()["start_status"]
+    return settings["start_status"]
 
 
 def _truthy(value):
