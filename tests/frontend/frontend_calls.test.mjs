@@ -345,10 +345,14 @@ test("route list -> route -> create -> order page -> payment page -> I have paid
 test("the amount to receive is sent as a negative number and answered as amounts", async () => {
   const data = await api("GET", "public/exchanger/route/get");
   const summary = data.routes.find((item) => item.from.xml === "BTC" && item.isShowWeb);
-  const route = (await api("GET", "public/exchanger/route/get/one", { id: summary.routeId, lang: LANG }))
-    .route;
+  const route = (
+    await api("GET", "public/exchanger/route/get/one", { id: summary.routeId, lang: LANG })
+  ).route;
   const required = (fields, value) =>
-    fields.filter((f) => f.required).map((f) => ({ key: f._id, value: /mail/i.test(f.name) ? "a@example.com" : value }));
+    fields
+      .filter((f) => f.required)
+      .map((f) => ({ key: f._id, value: /mail/i.test(f.name) ? "a@example.com" : value }));
+  // v2.vue's correctFrom: the amount to receive, negated, as a number.
   const created = await api("POST", "public/exchanger/order/create", {
     routeId: route.routeId,
     fromValues: required(route.from.fields, "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"),
@@ -363,4 +367,53 @@ test("the amount to receive is sent as a negative number and answered as amounts
   isNumber(created.uid, "order.uid");
   isNumeric(created.inAmount, "order.inAmount");
   assert.ok(Number(created.outAmount) >= 500, `receives ${created.outAmount}, asked 500`);
+});
+
+test("the deposit pop-up's create skips the confirm step; cancel shows the way back", async () => {
+  // components/modals/depositAddress.vue: skipPreview and hideOutData, then /payment/.
+  const data = await api("GET", "public/exchanger/route/get");
+  const summary = data.routes.find((item) => item.from.xml === "BTC" && item.isShowWeb);
+  const route = (
+    await api("GET", "public/exchanger/route/get/one", { id: summary.routeId, lang: LANG })
+  ).route;
+  const required = (fields, value) =>
+    fields
+      .filter((f) => f.required)
+      .map((f) => ({ key: f._id, value: /mail/i.test(f.name) ? "a@example.com" : value }));
+  const back = "http://127.0.0.1:9/orders/abc/return";
+  const created = await api("POST", "public/exchanger/order/create", {
+    routeId: route.routeId,
+    fromValues: required(route.from.fields, "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh"),
+    toValues: required(route.to.fields, "TMerchantPayoutWa11etSandboxDemoXq"),
+    routeValues: required(route.fields, ""),
+    agreement: true,
+    email: "a@example.com",
+    lang: LANG,
+    amount: Number(route.from.min) * 10,
+    skipPreview: true,
+    hideOutData: true,
+    clientCallbackUrl: back,
+  });
+  const ask = (type) =>
+    api("GET", "public/exchanger/order/get", {
+      type,
+      orderUID: String(created.uid),
+      orderSecret: created.secret,
+    }).then((answer) => answer.order);
+  const waiting = await ask("payment");
+  isWaitingPanel(await isOrder(waiting, "order"), waiting, "order.route.from.paymentDetails");
+  assert.equal(waiting.status, "waitPayment", "skipPreview: no confirm step");
+  assert.deepEqual(waiting.toValues, [], "hideOutData: the payout details are hidden");
+  // The page's cancel button: PUT deleted, then the reload shows the deleted panel, whose
+  // button goes to clientCallbackUrl + "?status=error".
+  await api("PUT", "public/exchanger/order/update-status", {
+    orderUID: String(created.uid),
+    orderSecret: created.secret,
+    status: "deleted",
+  });
+  const cancelled = await ask(undefined);
+  await isOrder(cancelled, "order");
+  assert.equal(cancelled.status, "deleted");
+  assert.equal(cancelled.clientCallbackUrl, back);
+  isInstructions(cancelled.route.instructions, "order.route.instructions", ["deleteOrder"]);
 });
