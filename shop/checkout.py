@@ -255,6 +255,11 @@ def create_payload(order, route):
         "lang": order["lang"],
         "agreement": True,
         "hideOutData": True,
+        # The payer goes straight to paying, as from the platform's own deposit pop-up (the only
+        # place its front-end sends skipPreview, also with hideOutData, then to /payment/).
+        # Without it a site starts the order in `new` and its payment page asks the payer to
+        # confirm first; a site that ignores it does the same, and the shop's order page says so.
+        "skipPreview": True,
         "clientCallbackUrl": f"{public}/orders/{order['token']}/return",
         "ipnUrl": f"{public}/ipn",
         "ipnSecret": order["ipn_secret"],
