@@ -46,7 +46,7 @@ def changed_at_ms(remote):
     return None
 
 
-def poll_event(remote, version):
+def poll_event(remote, version, refund_check=False):
     """The orders.Event an order/get answer stands for; ExchangerUnavailable when it is unusable."""
     status = remote["status"]
     if status not in orders.EXCHANGER_STATUSES:
@@ -62,10 +62,11 @@ def poll_event(remote, version):
         seen_version=version,
         in_amount=in_amount,
         out_amount=out_amount,
+        refund_check=refund_check,
     )
 
 
-def poll_order(order, min_seconds=0):
+def poll_order(order, min_seconds=0, refund_check=False):
     """order/get for one order, applied unless a change overtook it; returns the outcome.
 
     The order's version is read when the question is sent: an IPN applied while the answer was
@@ -80,7 +81,8 @@ def poll_order(order, min_seconds=0):
         if version is None:
             return "skipped"
         remote = get_exchanger().get_order(order["exchanger_uid"], order["exchanger_secret"])
-        outcome = orders.apply_event(db, order["id"], poll_event(remote, version))
+        event = poll_event(remote, version, refund_check)
+        outcome = orders.apply_event(db, order["id"], event)
         if outcome != "raced":
             return outcome
         min_seconds = 0
@@ -127,9 +129,11 @@ def reconcile_one(order, attempts, backoff):
     if not orders.exchanger_knows(order):
         # Claimed by an IPN after order/create's answer was lost: IPNs are its only source.
         return "unaskable"
+    # A done order is here only because its refund check is due.
+    refund_check = order["status"] == "done"
     for attempt in range(attempts):
         try:
-            return poll_order(order)
+            return poll_order(order, refund_check=refund_check)
         except ExchangerRejected as exc:
             if exc.retry_after is None:
                 current_app.logger.warning("reconcile order %s: %s", order["id"], exc.message)

@@ -13,8 +13,9 @@ def test_orders_stay_correct_whatever_the_notifications_the_api_and_the_workers_
     )
     assert report["http statuses seen by buyers"].get(503, 0) > 0
     assert report["gunicorn workers killed"] == 2
-    # Late IPNs of earlier steps arrived after polls had seen a later state.
-    assert {"duplicate", "stale", "rejected"} <= set(report["shop ipn outcomes"])
+    # How often a late IPN finds a poll ahead of it (stale) depends on timing, so the races are
+    # proven step by step in tests/shop/test_status_rules.py, and only counted here.
+    assert {"duplicate", "rejected"} <= set(report["shop ipn outcomes"])
     lost, found = report["refunds after done, ipn lost / found"]
     assert lost > 0 and found == lost
 

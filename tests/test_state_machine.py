@@ -108,10 +108,10 @@ class ModelOrder:
         return answer
 
     def saw_contradiction(self):
-        """A reason for review: done paying out less, or one final state after another."""
+        """A reason for review: done paying out less, or a refund after done."""
+        statuses = [s for s, _ in self.history]
         underpaid = any(s == "done" and out < PRICE for s, out in self.history)
-        finals = [s for s, _ in self.history if s in FINAL]
-        return underpaid or len(finals) > 1
+        return underpaid or ("done" in statuses and statuses[-1] == "returned")
 
 
 class ModelExchanger:
@@ -332,8 +332,8 @@ class OrderMachine(RuleBasedStateMachine):
         late_ipn_allowed = kind == "ipn" and not self.model.gives_change_time
         assert place >= self.position or late_ipn_allowed, (self.shown, shop["status"])
         if self.shown in FINAL:
-            # Only the exchanger's other final state leaves a final one, and a person looks.
-            assert shop["status"] in FINAL and shop["review_reason"]
+            # Only a refund leaves a final state (done), and a person looks.
+            assert self.shown == "done" and shop["status"] in FINAL and shop["review_reason"]
         self.shown, self.position = shop["status"], place
 
     @invariant()

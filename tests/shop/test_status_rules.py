@@ -92,6 +92,20 @@ RULES = [
         Decision("review", "returned", "the exchanger reported returned after done", settle="stop"),
     ),
     (
+        "a late done after a refund is an earlier step: returned and deleted are terminal",
+        row("returned", last_ms=None),
+        ipn("done", 2_000),
+        Decision("stale"),
+    ),
+    (
+        "an order the shop gave up creating that the exchanger reports paid is review",
+        row("create_failed", last_ms=None),
+        poll("done"),
+        Decision(
+            "review", "done", "the exchanger reported done after create_failed", settle="start"
+        ),
+    ),
+    (
         "an order the shop gave up creating that the exchanger cancelled is consistent",
         row("create_failed", last_ms=None),
         poll("deleted"),
@@ -123,10 +137,16 @@ RULES = [
         Decision("unchanged"),
     ),
     (
-        "a poll finding a done order still done counts as a refund check",
+        "reconcile's refund check finding a done order still done counts as that check",
+        row("done"),
+        Event("poll", "done", seen_version=3, out_amount=Decimal(PRICE), refund_check=True),
+        Decision("unchanged", settle="check"),
+    ),
+    (
+        "any other poll finding it done does not: it was not asked for a refund",
         row("done"),
         poll("done"),
-        Decision("unchanged", settle="check"),
+        Decision("unchanged"),
     ),
     (
         "the merchant's cancel, accepted by the exchanger, applies",
