@@ -82,7 +82,8 @@ def refuse_json_forms():
     """415 for a JSON body sent to a form: Flask-WTF would read it as the form and fail on any
     JSON that is not an object. Buyers' and merchants' browsers post forms, never JSON."""
     posted = request.method not in ("GET", "HEAD", "OPTIONS")
-    if posted and request.is_json and request.endpoint not in JSON_ENDPOINTS:
+    form_view = request.endpoint is not None and request.endpoint not in JSON_ENDPOINTS
+    if posted and form_view and request.is_json:
         abort(415)
 
 
