@@ -55,6 +55,8 @@ def main():
                     "SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
                     "DATABASE": database,
                     "EXCHANGER_URL": sandbox.url,
+                    # No IPN is wanted here (only polls): port 1 never has a server.
+                    "PUBLIC_URL": "http://127.0.0.1:1",
                     "PAYOUT_VALUES": PAYOUT,
                     "RECONCILE_CONCURRENCY": CONCURRENCY,
                 }

@@ -22,7 +22,11 @@ VARIANTS = {
     "ipn_checksum_in": ("body", "query"),
     "ipn_encoding": ("form", "json"),
     "ipn_amounts": ("plain", "zeros", "exponent"),
-    "start_status": ("waitPayment", "new"),
+    # The platform's front-end shows a confirm step for `new` and sends skipPreview only from
+    # its deposit pop-up, so a real site most likely starts orders in `new` unless told to skip.
+    "start_status": ("new", "waitPayment"),
+    # Whether a site honours skipPreview on a server-side create is not public either.
+    "skip_preview": ("honoured", "ignored"),
     # Whether a server-side order/create must solve a captcha is not public: "unsigned" asks
     # for one (error 1601588666628861) unless the call is signed with a merchant key.
     "captcha": ("off", "unsigned"),

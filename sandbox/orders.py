@@ -6,6 +6,7 @@ import re
 import secrets
 import string
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from . import ipn
 from .errors import FIELD_INVALID, ApiError
@@ -146,12 +147,13 @@ def create(sandbox, db, route, payload, api_key):
 
 
 def start_status(sandbox, payload):
-    """'new' (the payer confirms first) or 'waitPayment': a setting, since no public source says
+    """'new' (the payer confirms first) or 'waitPayment': settings, since no public source says
     which a real site uses for server-side orders. The front-end skips the confirm step with
-    skipPreview."""
-    if _truthy(payload.get("skipPreview")):
+    skipPreview; whether a site honours that from a server is a setting too."""
+    settings = sandbox.faults.current()
+    if _truthy(payload.get("skipPreview")) and settings["skip_preview"] == "honoured":
         return "waitPayment"
-    return sandbox.faults.current()["start_status"]
+    return settings["start_status"]
 
 
 def _truthy(value):
@@ -226,9 +228,8 @@ def iso_ms(milliseconds):
 
 def public_view(sandbox, order, hide_to_side):
     """What order/get answers for one order."""
-    definition = sandbox.routes.definition(
-        sandbox.routes.get(order["route_id"], include_hidden=True)
-    )
+    route = sandbox.routes.get(order["route_id"], include_hidden=True)
+    definition = sandbox.routes.definition(route)
 
     def stored(column):
         return [
@@ -249,11 +250,47 @@ def public_view(sandbox, order, hide_to_side):
         # client can order this answer against IPNs. The platform's field name is unknown.
         "updatedAt": iso_ms(order["last_event_ms"] or int(order["created_at"] * 1000)),
         "route": {
-            side: {k: definition[side][k] for k in ("name", "symbol", "xml", "decimal")}
-            for side in ("from", "to")
+            "from": {
+                **side_view(definition["from"]),
+                "paymentDetails": payment_details(sandbox.routes.currencies[route["from"]]),
+            },
+            "to": side_view(definition["to"]),
+            "instructions": definition["instructions"],
         },
         "fromValues": stored("from_values"),
         "toValues": [] if hide_to_side else stored("to_values"),
         "routeValues": stored("route_values"),
-        "rate": {"rateFullNumber": definition["rate"]["rateFullNumber"]},
+        # A number, as the order page reads it (new BigNumber(order.rate): "1 : rate" when at
+        # least 1, else "1/rate : 1"). [guess] Units of the to currency per unit sent, before
+        # any discount: the platform's own definition is not public.
+        "rate": float(
+            Decimal(str(definition["rate"]["out"])) / Decimal(str(definition["rate"]["in"]))
+        ),
+        # The front-end's done and deleted panels link back to it (+ "?status=success|error").
+        "clientCallbackUrl": order["client_callback_url"],
+    }
+
+
+def side_view(side):
+    """One currency of an order's route: what the order and payment pages read of it."""
+    return {k: side[k] for k in ("_id", "name", "symbol", "xml", "decimal", "image")}
+
+
+def payment_details(currency):
+    """Where and how to pay, in the shape the payment page's waiting panel reads (wait.vue).
+
+    [guess] The field names are the front-end's; their values here are the sandbox's: no
+    merchant widget and no free text, so the page shows its step list: the amount, the
+    `account` to send it to, and the order's uid as the comment when the currency needs a memo.
+    """
+    memo = currency["deposit"].get("memo")
+    return {
+        "merchantEnabled": False,
+        "manualPaymentTextEnabled": False,
+        "account": currency["deposit"]["value"],
+        "showStepLink": False,
+        "linkPS": "",
+        "showStepComment": memo is not None,
+        "commentTemplate": "[[uid]]" if memo else "",
+        "showIPaidBtn": True,
     }

@@ -4,10 +4,21 @@ import json
 import re
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 
 from . import orders
 from .db import get_db
+from .routes import IMAGES
 
 bp = Blueprint("pages", __name__)
 
@@ -147,6 +158,12 @@ def payer_action(lang, page, uid, secret, action):
     if (order["status"], new_status) in orders.CLIENT_CHANGES:
         orders.change_status(current_app.extensions["sandbox"], get_db(), order, new_status)
     return redirect(url_for(f"pages.{page}", lang=lang, uid=order["uid"], secret=order["secret"]))
+
+
+@bp.route("/service/fs/currency/<name>")
+def currency_image(name):
+    """A currency's picture, where the platform's front-end looks for files (fsPath)."""
+    return send_from_directory(IMAGES, name, mimetype="image/svg+xml", max_age=3600)
 
 
 @bp.route("/")

@@ -32,13 +32,17 @@ def best_discount(discounts, amount_in):
 
     As the platform's own calculator does it (exchangeForms/v2.vue: discounts.find(el =>
     Number(el.amountMoreThan) <= amount)): at or above the threshold, despite the name, and the
-    first tier in the route's order, not the largest.
+    first tier in the route's order, not the largest. A threshold that is not a number never
+    matches (NaN <= amount is false in JavaScript); a percent that is not one counts as 0.
     """
-    for tier in discounts or []:
+    for tier in discounts if isinstance(discounts, list) else []:
         if not isinstance(tier, dict):
             continue
-        if (to_decimal(tier.get("amountMoreThan")) or Decimal(0)) <= amount_in:
-            return to_decimal(tier.get("discountPercent")) or Decimal(0)
+        threshold = to_decimal(tier.get("amountMoreThan"))
+        if threshold is not None and threshold <= amount_in:
+            percent = to_decimal(tier.get("discountPercent")) or Decimal(0)
+            # 100 % or more would divide by zero or pay out a negative amount: no discount.
+            return percent if 0 <= percent < 100 else Decimal(0)
     return Decimal(0)
 
 

@@ -8,6 +8,20 @@ DEFAULT_ROUTES_FILE = Path(__file__).with_name("routes.json")
 
 # Twelve significant digits is what the platform's rateFullNumber strings carry at most.
 RATE_DIGITS = 12
+# The currency pictures the sandbox ships, served under /service/fs/ as the platform's files are.
+IMAGES = Path(__file__).with_name("static") / "currency"
+# The sizes the front-end asks for ($rest.urlImg(image).small, .medium; .big and .original on
+# other pages). One SVG serves them all.
+IMAGE_SIZES = ("small", "medium", "big", "original")
+# Step names the front-end filters route.instructions by: createOrder (the form), confirmation
+# (an order in `new`), payment (waitPayment), resultOrder (inProgress and after), successOrder
+# and doneOrder (done), deleteOrder (deleted, returned).
+GENERIC_INSTRUCTIONS = {
+    "confirmation": "##en##Check the details, then confirm the order.##ru##Проверьте данные и подтвердите заявку.##",
+    "resultOrder": "##en##Your payment is being checked; this page updates by itself.##ru##Платёж проверяется; страница обновится сама.##",
+    "doneOrder": "##en##The exchange is complete.##ru##Обмен завершён.##",
+    "deleteOrder": "##en##This order is closed.##ru##Заявка закрыта.##",
+}
 
 
 def rate_full_number(rate):
@@ -27,6 +41,9 @@ class RouteBook:
     def __init__(self, path=DEFAULT_ROUTES_FILE):
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         self.currencies = data["currencies"]
+        for position, (key, currency) in enumerate(self.currencies.items()):
+            currency.setdefault("_key", key)
+            currency.setdefault("_position", position)
         self.route_fields = data["routeFields"]
         self.routes = {route["routeId"]: route for route in data["routes"]}
 
@@ -46,8 +63,8 @@ class RouteBook:
         return {
             "routeId": route["routeId"],
             "isShowWeb": route["isShowWeb"],
-            "from": _currency_head(source),
-            "to": _currency_head(target),
+            "from": {**_currency_head(source), "positionIn": source["_position"]},
+            "to": {**_currency_head(target), "positionOut": target["_position"]},
             "rate": {"amount": route["reserve"]},
             "seo": {"friendlyURL": f"{source['xml']}-to-{target['xml']}".lower()},
         }
@@ -81,10 +98,32 @@ class RouteBook:
                 "outFeeAmount": route["outFeeAmount"],
                 "typeCalculate": "float",
             },
-            "instructions": [{"step": "createOrder", "content": route["instructions"]}],
+            "instructions": instructions(route),
             "orderTTL": route["orderTTL"],
             "isAutoPayout": True,
         }
+
+
+def instructions(route):
+    """The route's texts for each step of an order, as the front-end looks them up.
+
+    routes.json gives one text per route: it is shown on the form and while the payer pays.
+    The other steps' texts are the sandbox's own (a real site's operator writes them).
+    """
+    own = route["instructions"]
+    steps = {"createOrder": own, "payment": own, **GENERIC_INSTRUCTIONS}
+    return [{"step": step, "content": content} for step, content in steps.items()]
+
+
+def image(currency):
+    """The currency's picture as the platform describes files: {"files": [{type, url}]}.
+
+    url is relative to the site's file path (/service/fs), where the front-end looks.
+    """
+    name = f"{currency['_key'].lower()}.svg"
+    if not (IMAGES / name).is_file():
+        name = "unknown.svg"
+    return {"files": [{"type": size, "url": f"/currency/{name}"} for size in IMAGE_SIZES]}
 
 
 def _currency_head(currency):
@@ -92,5 +131,5 @@ def _currency_head(currency):
         "name": currency["name"],
         "symbol": currency["symbol"],
         "xml": currency["xml"],
-        "image": {},
+        "image": image(currency),
     }

@@ -23,9 +23,11 @@ SANDBOX_LINE = (
 def create(path):
     password = secrets.token_urlsafe(12)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The sandbox line first: settings a merchant adds below it (a real EXCHANGER_URL) win.
     path.write_text(
-        f"SECRET_KEY = {secrets.token_hex(32)!r}\n"
-        f"CONSOLE_PASSWORD_HASH = {generate_password_hash(password)!r}\n" + SANDBOX_LINE
+        SANDBOX_LINE.lstrip()
+        + f"\nSECRET_KEY = {secrets.token_hex(32)!r}\n"
+        + f"CONSOLE_PASSWORD_HASH = {generate_password_hash(password)!r}\n"
     )
     path.chmod(0o600)
     print(f"Wrote {path}. Merchant console password (shown once): {password}")

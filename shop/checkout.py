@@ -27,7 +27,7 @@ from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, 
 from .forms import requisite_form_class
 from .i18n import N_, current_lang, money
 from .pricing import Quote, RouteDataError, quote
-from .reconcile import refresh_order
+from .reconcile import UNREACHABLE, refresh_order
 
 bp = Blueprint("checkout", __name__)
 
@@ -255,6 +255,11 @@ def create_payload(order, route):
         "lang": order["lang"],
         "agreement": True,
         "hideOutData": True,
+        # The payer goes straight to paying, as from the platform's own deposit pop-up (the only
+        # place its front-end sends skipPreview, also with hideOutData, then to /payment/).
+        # Without it a site starts the order in `new` and its payment page asks the payer to
+        # confirm first; a site that ignores it does the same, and the shop's order page says so.
+        "skipPreview": True,
         "clientCallbackUrl": f"{public}/orders/{order['token']}/return",
         "ipnUrl": f"{public}/ipn",
         "ipnSecret": order["ipn_secret"],
@@ -334,7 +339,8 @@ def pay(token):
 def order_return(token):
     """Where the exchanger sends the buyer back; its ?status= is shown, never trusted."""
     order = orders.get_order_by_token(token)
-    if refresh_order(order):
+    asked = refresh_order(order)
+    if asked:
         order = orders.get_order_by_token(token)
     claimed = request.args.get("status", "")
     state = orders.payment_state(order)
@@ -346,6 +352,7 @@ def order_return(token):
         state_label=orders.STATE_LABELS[state],
         final=orders.is_final(order),
         claimed=claimed if claimed in ("success", "error") else None,
+        unreachable=asked == UNREACHABLE,
     )
 
 
@@ -353,7 +360,8 @@ def order_return(token):
 def order_status(token):
     """The stored status as JSON, refreshed from the exchanger at most every few seconds."""
     order = orders.get_order_by_token(token)
-    if refresh_order(order):
+    asked = refresh_order(order)
+    if asked:
         order = orders.get_order_by_token(token)
     state = orders.payment_state(order)
     return jsonify(
@@ -362,4 +370,7 @@ def order_status(token):
         label=_(orders.STATE_LABELS[state]),
         final=orders.is_final(order),
         reported_out=order["reported_out"],
+        # Whether the exchanger answered this time; None when the shop did not ask (another
+        # page asked less than STATUS_POLL_SECONDS ago), and the page keeps what it showed.
+        unreachable=None if asked in (None, "skipped") else asked == UNREACHABLE,
     )

@@ -111,7 +111,7 @@ def load(app, test_config=None):
         app.config.from_prefixed_env()
     else:
         app.config.from_mapping(test_config)
-    production = not (app.debug or app.testing)
+    production = not (app.testing or debug_from_the_command_line(app))
     app.config["SANDBOX_MODE"] = sandbox_mode(app.config, production)
     # The demo wallet only ever pays the sandbox: it never fills a real exchanger's payout.
     if app.config["SANDBOX_MODE"] and not app.config["PAYOUT_VALUES"]:
@@ -141,6 +141,19 @@ def sandbox_mode(config, production):
             ' (https://...), or to "sandbox" for the built-in sandbox where no real money moves'
         )
     return True
+
+
+def debug_from_the_command_line(app):
+    """Debug relaxes the production checks only at the flask command line.
+
+    `flask run --debug` on loopback, or a command such as `flask --debug exchanger routes`
+    while setting up; never under gunicorn (no click context) or `flask run` on a public host,
+    where FLASK_DEBUG=1 left in an environment would otherwise switch every check off.
+    """
+    context = click.get_current_context(silent=True)
+    if not app.debug or context is None:
+        return False
+    return context.info_name != "run" or dev_server(app)
 
 
 def dev_server(app):
@@ -195,7 +208,9 @@ def check(config, production):
         raise ConfigError(
             "PAYOUT_VALUES is missing a payout requisite: the exchanger would have nowhere to pay you"
         )
-    if not config["SANDBOX_MODE"]:
+    if config["SANDBOX_MODE"]:
+        check_sandbox_stays_local(config)
+    else:
         check_real_exchanger(config)
     for name in SECRET_SETTINGS:
         value = config[name]
@@ -204,6 +219,21 @@ def check(config, production):
     for field, value in payout.items():
         if value != value.strip():
             raise ConfigError(f"PAYOUT_VALUES[{field!r}] has stray whitespace at its start or end")
+
+
+def check_sandbox_stays_local(config):
+    """The sandbox lets anyone mark an order paid: it serves this machine only, never buyers.
+
+    `make run` names the sandbox in instance/config.py; a merchant who then adds a real
+    PUBLIC_URL to that file, and forgets the sandbox line, must not go live on the sandbox.
+    """
+    host = urlsplit(config["PUBLIC_URL"]).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f'EXCHANGER_URL is "sandbox" but PUBLIC_URL {config["PUBLIC_URL"]} is not this'
+            " machine: in the built-in sandbox anyone can mark an order paid. Set EXCHANGER_URL"
+            " to your exchanger's site (and remove the sandbox line from instance/config.py)"
+        )
 
 
 def check_real_exchanger(config):

@@ -42,7 +42,7 @@ def connect(path, rows=True):
 
 
 def make_engine(config):
-    """The app's engine: per-thread SQLite connections, or a pool of PostgreSQL ones.
+    """The app's engine: a pool of open SQLite connections, or of PostgreSQL ones.
 
     Both run in autocommit; `transaction` opens every transaction itself (BEGIN IMMEDIATE with
     the writer lock on SQLite), so a read never holds a transaction open between requests.

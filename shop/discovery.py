@@ -181,6 +181,8 @@ def test_order(routes, given):
             "lang": "en",
             "agreement": True,
             "hideOutData": True,
+            # As checkout sends it: whether the site honours it shows in the status below.
+            "skipPreview": True,
             "clientCallbackUrl": current_app.config["PUBLIC_URL"] + "/",
         }
         try:
@@ -202,12 +204,28 @@ def test_order(routes, given):
             raise click.ClickException(
                 f"order/create gave no usable answer ({exc.message})"
             ) from None
+        status = starting_status(exchanger, created)
         cancel(exchanger, created, amount, route)
+        click.echo(status)
         return
     raise click.ClickException(
         "no route could take a test order: give the buyer requisites with --value FIELD_ID=VALUE"
         " (see 'flask exchanger routes')"
     )
+
+
+def starting_status(exchanger, created):
+    """A line saying which status the test order started in, and what that means for buyers."""
+    try:
+        status = exchanger.get_order(created.uid, created.secret)["status"]
+    except ExchangerError as exc:
+        return f"--   the test order's status could not be read ({exc.message})"
+    if status == "new":
+        return (
+            "OK   the order started in 'new' despite skipPreview: buyers confirm it on the"
+            " exchanger's payment page before paying (the shop's order page tells them)."
+        )
+    return f"OK   the order started in '{status}': buyers pay at once."
 
 
 def cancel(exchanger, created, amount, route):

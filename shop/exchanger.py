@@ -376,13 +376,21 @@ class ExchangerClient:
                 time.sleep(pause)
         raise AssertionError("unreachable")
 
-    def _timeout(self, path):
-        """(connect, read) seconds for one call, cut to what is left of the time budget."""
+    def _timeout(self, method, path):
+        """(connect, read) seconds for one call: a read's cut to what is left of the time budget.
+
+        A write once started keeps its whole read timeout: cut short, it would leave an order
+        made at the exchanger that the shop never heard of. Writes are never retried, so the
+        most a request waits is the budget plus one read timeout (12 + 10 s by default), inside
+        gunicorn's 30 s. Nothing at all is sent once the budget is spent.
+        """
         left = self.remaining()
         if left is None:
             return self.timeout
         if left <= 0:
             raise ExchangerUnavailable(f"{path}: the time budget is spent", may_have_acted=False)
+        if method != "GET":
+            return self.timeout
         return tuple(min(part, left) for part in self.timeout)
 
     def _nonce(self):
@@ -404,7 +412,7 @@ class ExchangerClient:
             headers["hash"] = api_signature({**query, **(body or {})}, self.api_secret)
         data = js_json(body) if body else None
         started = time.perf_counter()
-        timeout = self._timeout(path)
+        timeout = self._timeout(method, path)
         try:
             response = self.session.request(
                 method,

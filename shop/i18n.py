@@ -85,7 +85,8 @@ def same_site_path(target):
 @bp.post("/language")
 def choose_language():
     """The switcher: remember the choice in the session, then go back to the page."""
-    form = LanguageForm()
+    # The switcher posts a form; a JSON body (which Flask-WTF would read) is not one.
+    form = LanguageForm(formdata=request.form)
     if form.validate_on_submit():
         session["lang"] = form.lang.data
     return redirect(same_site_path(form.next.data))
@@ -100,4 +101,7 @@ def init_app(app):
 
     @app.context_processor
     def language_switch():
-        return {"languages": LANGUAGES, "lang": current_lang(), "language_form": LanguageForm()}
+        # formdata=None: the switcher on every page, error pages included, never reads the
+        # request's body (a JSON body that is not an object would break the page).
+        form = LanguageForm(formdata=None)
+        return {"languages": LANGUAGES, "lang": current_lang(), "language_form": form}

@@ -190,7 +190,8 @@ def names_of(fields, query):
     """The field names that arrived (names only: values may be secrets), for the IPN log."""
     names = [f"body:{k[:40]}" for k in fields][:MAX_NAMES_LOGGED]
     names += [f"query:{k[:40]}" for k, _ in query][:MAX_NAMES_LOGGED]
-    return ", ".join(names) or "none"
+    # Names are the sender's text: a lone surrogate from JSON cannot be stored as UTF-8.
+    return (", ".join(names) or "none").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def verifying_field(fields, secret):

@@ -246,6 +246,8 @@ class Event:
     at_ms: the exchanger's time of this status in milliseconds: an IPN's timestamp, or the
     order/get answer's time of last change when it carries one; None when unknown.
     seen_version: for a poll, the order's version when the question was sent.
+    refund_check: for a poll, that reconcile made it because the done order's refund check
+    was due; only such a poll counts as one (a page's poll just after done must not).
     """
 
     kind: str
@@ -255,6 +257,7 @@ class Event:
     in_amount: Decimal | None = None
     out_amount: Decimal | None = None
     note: str | None = None
+    refund_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -297,8 +300,8 @@ def decide(order, event):
         if event.at_ms < last_ms and event.status != status:
             return Decision("stale")
     if event.status == status:
-        still_done = event.kind == "poll" and status == "done"
-        return Decision("unchanged", settle="check" if still_done else None)
+        checked = event.kind == "poll" and event.refund_check and status == "done"
+        return Decision("unchanged", settle="check" if checked else None)
     if status in FINAL:
         return after_final(order, event)
     if event.status == "done":
@@ -310,16 +313,20 @@ def decide(order, event):
 def after_final(order, event):
     """An event that disagrees with a final state: stale, or a contradiction a person must see.
 
-    A non-final status after a final one is an earlier step arriving late (the exchanger's
-    finals are terminal), so it changes nothing. A different final is real news from the
-    exchanger (a refund after done): the status follows the exchanger, so that nothing counts
-    the order as paid, and the order goes to review.
+    The exchanger's `returned` and `deleted` are terminal, and `done` can be followed only by a
+    refund or a removal. So a non-final status after a final one, or any final after `returned`
+    or `deleted`, is an earlier step arriving late: it changes nothing and flags nothing. A
+    refund after `done` is real news: the status follows the exchanger, so that nothing counts
+    the order as paid, and the order goes to review. The shop's own `create_failed` means it
+    gave up on an order the exchanger may have made after all: `deleted` agrees with it,
+    anything else means money moved and a person must look.
     """
-    if event.status not in FINAL:
+    status = order["status"]
+    if event.status not in FINAL or status in ("returned", "deleted"):
         return Decision("stale")
-    if {order["status"], event.status} <= NO_MONEY_MOVED:
+    if {status, event.status} <= NO_MONEY_MOVED:
         return Decision("unchanged")
-    reason = f"the exchanger reported {event.status} after {order['status']}"
+    reason = f"the exchanger reported {event.status} after {status}"
     settle = "start" if event.status == "done" else "stop"
     return Decision("review", event.status, reason, settle=settle)
 
@@ -372,6 +379,10 @@ def claim_poll(db, order_id, min_seconds=0, not_since=None):
     cutoff = (not_since or stamp - timedelta(seconds=min_seconds)).isoformat(
         timespec="microseconds"
     )
+    last = query_one(db, "SELECT last_polled_at FROM orders WHERE id = :id", {"id": order_id})
+    if last["last_polled_at"] and last["last_polled_at"] > cutoff:
+        # Asked recently: answered without the write lock, which IPNs need.
+        return None
     with transaction(db):
         # One conditional UPDATE: on PostgreSQL a second host's waits for the first's commit,
         # then re-reads last_polled_at and finds it claimed, so one question per order.
@@ -461,6 +472,9 @@ def settle_schedule(order, settle, stamp):
         order["settle_checks"],
         order["settle_check_at"],
     )
+    if settle == "start" and not exchanger_knows(order):
+        # Without the exchanger's secret order/get cannot be asked: no checks to schedule.
+        return stamp, 0, None
     if settle == "start":
         finished_at, checks = stamp, 0
     elif settle == "stop":

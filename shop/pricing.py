@@ -2,7 +2,11 @@
 
 The platform's calculator (exchanger-api.md section 2): out = floor(in / k - fee) with
 k = rateFullNumber * (1 - discount/100), and in = ceil((out + fee) * rateFullNumber).
-The shop ignores discounts: a discount only raises what the merchant receives.
+What to send is computed without any discount: a discount only raises what the merchant
+receives, so a site that applies its tiers otherwise than its front-end does can never leave
+the merchant short. What the merchant receives is computed with the discount, as the site
+computes it, so the shop's figure (and its reserve check) agrees with the site's to the last
+decimal.
 """
 
 from dataclasses import dataclass
@@ -66,8 +70,41 @@ def quote(route, price):
     from_places, to_places = decimals(route["from"]), decimals(route["to"])
     wanted = round_to(price, to_places, ROUND_CEILING)
     send = round_to((wanted + fee) * rate, from_places, ROUND_CEILING)
-    receive = round_to(send / rate - fee, to_places, ROUND_FLOOR)
+    receive = receive_for(route, send)
     return Quote(send, receive, limit_problem(route, send, receive))
+
+
+def receive_for(route, send):
+    """What the site pays out for send, its discount included: floor(send / k - fee)."""
+    rate = rate_of(route)
+    fee = number((route.get("rate") or {}).get("outFeeAmount"), Decimal(0))
+    discounted = rate * (1 - discount_percent(route, send) / 100)
+    return round_to(send / discounted - fee, decimals(route["to"]), ROUND_FLOOR)
+
+
+def discount_percent(route, send):
+    """The percent of the first tier whose threshold the amount sent reaches, else 0.
+
+    As the platform's calculator picks it (exchangeForms/v2.vue: discounts.find(el =>
+    Number(el.amountMoreThan) <= amount)): at or above the threshold despite the name, and the
+    first tier in the route's order, not the largest. A tier whose threshold is not a number
+    never matches (NaN <= amount is false in JavaScript).
+    """
+    tiers = route["from"].get("discounts")
+    for tier in tiers if isinstance(tiers, list) else []:
+        if not isinstance(tier, dict):
+            continue
+        try:
+            threshold = number(tier.get("amountMoreThan"))
+        except RouteDataError:
+            continue
+        if threshold is None or threshold > send:
+            continue
+        percent = number(tier.get("discountPercent"), Decimal(0))
+        if not 0 <= percent < 100:
+            raise RouteDataError(f"a discount of {percent} %")
+        return percent
+    return Decimal(0)
 
 
 def limit_problem(route, send, receive):

@@ -46,7 +46,7 @@ def changed_at_ms(remote):
     return None
 
 
-def poll_event(remote, version):
+def poll_event(remote, version, refund_check=False):
     """The orders.Event an order/get answer stands for; ExchangerUnavailable when it is unusable."""
     status = remote["status"]
     if status not in orders.EXCHANGER_STATUSES:
@@ -62,10 +62,11 @@ def poll_event(remote, version):
         seen_version=version,
         in_amount=in_amount,
         out_amount=out_amount,
+        refund_check=refund_check,
     )
 
 
-def poll_order(order, min_seconds=0, not_since=None):
+def poll_order(order, min_seconds=0, refund_check=False, not_since=None):
     """order/get for one order, applied unless a change overtook it; returns the outcome.
 
     The order's version is read when the question is sent: an IPN applied while the answer was
@@ -80,17 +81,22 @@ def poll_order(order, min_seconds=0, not_since=None):
         if version is None:
             return "skipped"
         remote = get_exchanger().get_order(order["exchanger_uid"], order["exchanger_secret"])
-        outcome = orders.apply_event(db, order["id"], poll_event(remote, version))
+        event = poll_event(remote, version, refund_check)
+        outcome = orders.apply_event(db, order["id"], event)
         if outcome != "raced":
             return outcome
         min_seconds, not_since = 0, None
     return outcome
 
 
+UNREACHABLE = "unreachable"
+
+
 def refresh_order(order):
     """poll_order for a page view, at most once per STATUS_POLL_SECONDS per order.
 
-    A failure is logged and the stored status stands; returns the outcome or None.
+    Returns the outcome, None when there was nothing to ask, or UNREACHABLE when the exchanger
+    gave no usable answer: the stored status stands, and the page says it could not ask.
     """
     if not orders.exchanger_knows(order) or orders.is_final(order):
         return None
@@ -98,7 +104,7 @@ def refresh_order(order):
         return poll_order(order, current_app.config["STATUS_POLL_SECONDS"])
     except ExchangerError as exc:
         current_app.logger.warning("order/get for order %s failed: %s", order["id"], exc.message)
-        return None
+        return UNREACHABLE
 
 
 def settle_unconfirmed_draft(order, cutoff):
@@ -127,12 +133,14 @@ def reconcile_one(order, attempts, backoff, run_started=None):
     if not orders.exchanger_knows(order):
         # Claimed by an IPN after order/create's answer was lost: IPNs are its only source.
         return "unaskable"
+    # A done order is here only because its refund check is due.
+    refund_check = order["status"] == "done"
     for attempt in range(attempts):
         # Only the first attempt asks whether another run got there first; a retry is this
         # run's own claim again.
         since = run_started if attempt == 0 else None
         try:
-            return poll_order(order, not_since=since)
+            return poll_order(order, refund_check=refund_check, not_since=since)
         except ExchangerRejected as exc:
             if exc.retry_after is None:
                 current_app.logger.warning("reconcile order %s: %s", order["id"], exc.message)

@@ -1,8 +1,8 @@
-"""Headers every page carries, a last check that no redirect leaves the site, Server-Timing."""
+"""Headers every page carries, a last check that no redirect leaves the site, Server-Timing, no JSON to forms."""
 
 from urllib.parse import urlsplit
 
-from flask import current_app, g, has_request_context, render_template, request
+from flask import abort, current_app, g, has_request_context, render_template, request
 
 from .exchanger import get_exchanger
 from .i18n import N_
@@ -74,7 +74,21 @@ def server_timing(response):
     return response
 
 
+# The one view that takes JSON: the exchanger's IPNs may come as a JSON object.
+JSON_ENDPOINTS = frozenset({"ipn.receive"})
+
+
+def refuse_json_forms():
+    """415 for a JSON body sent to a form: Flask-WTF would read it as the form and fail on any
+    JSON that is not an object. Buyers' and merchants' browsers post forms, never JSON."""
+    posted = request.method not in ("GET", "HEAD", "OPTIONS")
+    form_view = request.endpoint is not None and request.endpoint not in JSON_ENDPOINTS
+    if posted and form_view and request.is_json:
+        abort(415)
+
+
 def init_app(app):
+    app.before_request(refuse_json_forms)
     app.after_request(add_headers)
     app.after_request(server_timing)
     app.extensions["exchanger"].observe = record_exchanger_call

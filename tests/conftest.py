@@ -149,6 +149,17 @@ class SandboxServer(LiveServer):
         """Block until every queued IPN was sent (or failed): no sleeping past the race."""
         assert self.state.dispatcher().wait_idle(timeout), "IPNs still queued"
 
+    def autopilot_to_done(self):
+        """Let the autopilot walk paid orders to done, each step's IPNs delivered before the next.
+
+        Its steps are seconds apart in real life; IPNs sent at one moment may arrive in either
+        order (then the older is stale), which is not what a journey test is about.
+        """
+        for _ in range(2):
+            self.wait_ipns()
+            self.run_due(advance=10)
+        self.wait_ipns()
+
     def run_due(self, advance=0):
         from sandbox.autopilot import run_due
 

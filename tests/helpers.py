@@ -30,7 +30,11 @@ ODD_VALUES = [
 
 
 def btc_order(**changes):
-    """A valid order/create payload for the BTC -> USDT TRC20 demo route."""
+    """A valid order/create payload for the BTC -> USDT TRC20 demo route, as the shop sends it.
+
+    With skipPreview, as the shop sends it: the order waits for payment at once. Tests of the
+    confirm step (`new`, the sandbox's default without it) pass skipPreview=None.
+    """
     payload = {
         "routeId": BTC_ROUTE,
         "amount": 0.01,
@@ -43,9 +47,10 @@ def btc_order(**changes):
         "clientCallbackUrl": "http://127.0.0.1:9/orders/abc/return",
         "ipnUrl": "",
         "ipnSecret": "per-order-secret",
+        "skipPreview": True,
     }
     payload.update(changes)
-    return payload
+    return {key: value for key, value in payload.items() if value is not None}
 
 
 def hidden_inputs(html):

@@ -142,3 +142,20 @@ def test_the_client_stops_retrying_when_the_budget_is_spent(sandbox_server):
     with pytest.raises(ExchangerUnavailable, match="budget"):
         client.routes()
     assert len(calls) == 1
+
+
+def test_a_write_once_sent_keeps_its_whole_read_timeout(sandbox_server):
+    # A slow exchanger (1.5 s) and a request with 2 s of budget: the route read takes most of
+    # it, and order/create must still be waited for, or the order it makes is lost to the shop.
+    from tests.helpers import btc_order
+
+    sandbox_server.set_faults(api_latency=[1.5, 1.5])
+    deadline = time.monotonic() + 2
+    client = ExchangerClient(sandbox_server.url, timeout=(3, 10), deadline=lambda: deadline)
+    client.route("65f0c0ffee0000000000aa01")
+    created = client.create_order(btc_order())
+    assert created.uid in sandbox_server.orders()
+    # Once the budget is spent, a write is not even started: nothing was made.
+    with pytest.raises(ExchangerUnavailable, match="budget") as refused:
+        client.create_order(btc_order())
+    assert refused.value.may_have_acted is False

@@ -12,6 +12,9 @@
           box.dataset.state = data.state;
           document.getElementById("status").textContent = data.status;
           box.className = "order-status state-" + data.state;
+          if (data.unreachable !== null) {
+            document.getElementById("unreachable").hidden = !data.unreachable;
+          }
           if (data.final) {
             box.dataset.final = "true";
             document.getElementById("polling").hidden = true;

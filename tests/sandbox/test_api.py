@@ -97,6 +97,7 @@ def test_create_accepts_a_form_body_with_bracket_keys(sandbox_server):
         "toValues[0][value]": "TMerchantPayoutWa11etSandboxDemoXq",
         "routeValues[0][key]": EMAIL_FIELD,
         "routeValues[0][value]": "a@example.com",
+        "skipPreview": "true",
     }
     data = sandbox_server.data("POST", "public/exchanger/order/create", data=form)
     order = sandbox_server.data(

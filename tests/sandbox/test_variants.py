@@ -16,11 +16,15 @@ def status(sandbox_server, created):
     return sandbox_server.orders()[created["uid"]]["status"]
 
 
-def test_orders_start_in_new_when_set_and_skip_preview_skips_it(sandbox_server):
-    assert status(sandbox_server, create(sandbox_server)) == "waitPayment"
-    sandbox_server.set_faults(start_status="new")
-    assert status(sandbox_server, create(sandbox_server)) == "new"
+def test_orders_start_in_new_unless_skip_preview_is_sent_and_honoured(sandbox_server):
+    # The default, as a real site most likely does: the payer confirms first.
+    assert status(sandbox_server, create(sandbox_server, skipPreview=None)) == "new"
+    assert status(sandbox_server, create(sandbox_server, skipPreview=False)) == "new"
     assert status(sandbox_server, create(sandbox_server, skipPreview=True)) == "waitPayment"
+    sandbox_server.set_faults(skip_preview="ignored")
+    assert status(sandbox_server, create(sandbox_server, skipPreview=True)) == "new"
+    sandbox_server.set_faults(start_status="waitPayment")
+    assert status(sandbox_server, create(sandbox_server, skipPreview=None)) == "waitPayment"
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,8 @@ def test_what_the_exchanger_was_sent(app, client):
     assert (
         payload["hideOutData"] is True and payload["agreement"] is True and payload["lang"] == "en"
     )
+    # The buyer is sent straight to pay: no confirm step at the exchanger.
+    assert payload["skipPreview"] is True
     assert payload["toValues"] == [
         {"key": "65f0c0ffee00000000000d10", "value": "TMerchantPayoutWa11etSandboxDemoXq"}
     ]

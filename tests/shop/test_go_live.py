@@ -11,6 +11,7 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.security import generate_password_hash
 
+from app import create_app
 from shop.config import ConfigError
 from tests.helpers import (
     BTC_ROUTE,
@@ -218,21 +219,19 @@ def forged_console_cookie(app, key):
     return SecureCookieSessionInterface().get_signing_serializer(forger).dumps({"console": True})
 
 
-def test_debug_outside_flask_run_never_uses_the_dev_key(tmp_path):
-    """FLASK_DEBUG=1 under gunicorn: a cookie signed with 'dev' must not open the console."""
-    app = create_shop(
-        {
-            "DEBUG": True,
-            "DATABASE": str(tmp_path / "shop.sqlite"),
-            "CONSOLE_PASSWORD_HASH": generate_password_hash("x" * 12),
-            "SANDBOX": {"BACKGROUND": False},
-        }
-    )
-    assert app.secret_key != "dev" and len(app.secret_key) >= 32
-    client = app.test_client()
-    client.set_cookie("session", forged_console_cookie(app, "dev"))
-    answer = client.get("/console/")
-    assert answer.status_code == 302 and answer.location.startswith("/console/login")
+def test_debug_under_a_wsgi_server_keeps_every_production_check(tmp_path):
+    """FLASK_DEBUG=1 left set under gunicorn: no 'dev' key, no sandbox unless named, no demo wallet."""
+    settings = {"DEBUG": True, "DATABASE": str(tmp_path / "shop.sqlite")}
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app({**settings, "EXCHANGER_URL": "sandbox"})
+    with pytest.raises(ConfigError, match="EXCHANGER_URL is not set"):
+        create_app({**settings, "SECRET_KEY": "k" * 32})
+
+
+def test_the_sandbox_never_serves_a_public_address_in_production(tmp_path):
+    """instance/config.py names the sandbox (make run), and the merchant adds a real PUBLIC_URL."""
+    with pytest.raises(ConfigError, match="anyone can mark an order paid"):
+        production(tmp_path, EXCHANGER_URL="sandbox", PUBLIC_URL="https://shop.example")
 
 
 @pytest.mark.parametrize("key", [None, "", "dev"])
@@ -246,17 +245,29 @@ def test_each_process_without_a_key_gets_its_own(tmp_path):
     assert create_shop(settings).secret_key != create_shop(settings).secret_key
 
 
-def test_flask_run_debug_on_loopback_keeps_the_dev_key(tmp_path):
+def flask_command(name, host=None):
+    """The click context the flask command line gives create_app (`flask run --host ...`)."""
     import click
 
-    from shop.config import dev_server
+    command = click.Command(name, params=[click.Option(["--host"])])
+    context = click.Context(command, info_name=name)
+    context.params["host"] = host
+    return context
 
-    app = create_shop({"DEBUG": True, "DATABASE": str(tmp_path / "shop.sqlite")})
-    command = click.Command("run", params=[click.Option(["--host"])])
-    for host, expected in (("127.0.0.1", True), ("0.0.0.0", False)):  # noqa: S104
-        with click.Context(command, info_name="run") as context:
-            context.params["host"] = host
-            assert dev_server(app) is expected
+
+def test_flask_run_debug_on_loopback_keeps_the_dev_key_and_a_public_host_does_not(tmp_path):
+    settings = {"DEBUG": True, "DATABASE": str(tmp_path / "shop.sqlite")}
+    with flask_command("run", "127.0.0.1"):
+        assert create_app(settings).secret_key == "dev"
+    with flask_command("run", "0.0.0.0"), pytest.raises(ConfigError, match="SECRET_KEY"):  # noqa: S104
+        create_app({**settings, "EXCHANGER_URL": "sandbox"})
+
+
+def test_a_setup_command_under_debug_runs_before_the_payout_is_known(tmp_path):
+    # `flask --debug exchanger routes` is how a merchant learns which PAYOUT_VALUES to set.
+    with flask_command("routes"):
+        app = create_app({"DEBUG": True, "DATABASE": str(tmp_path / "shop.sqlite")})
+    assert app.secret_key != "dev"
 
 
 def test_the_console_orders_page_counts_nothing_from_the_forged_cookie(tmp_path):

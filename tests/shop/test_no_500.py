@@ -45,3 +45,25 @@ def test_every_route_survives_odd_input(app, merchant):
                 tried += 1
                 assert answer.status_code < 500, (method, path, query, form, answer.status_code)
     assert tried > 6 * len(rules)
+
+
+JSON_BODIES = ["xx", "[1, 2]", '"text"', "null", '{"\\ud800x": "1"}', '{"a": {"b": [1]}}']
+
+
+def test_every_route_survives_json_bodies_that_are_not_what_it_expects(app, merchant):
+    place_order(merchant)
+    rules = [r for r in app.url_map.iter_rules() if r.endpoint != "static"]
+    paths = {"/no-such-page", "/ipn"}
+    for rule in rules:
+        values = dict.fromkeys(rule.arguments, "x")
+        try:
+            paths.add(rule.build(values, append_unknown=False)[1])
+        except ValueError:
+            continue
+    for path in sorted(paths):
+        for method in ("GET", "POST", "PUT"):
+            for body in JSON_BODIES:
+                answer = merchant.open(
+                    path, method=method, data=body, content_type="application/json"
+                )
+                assert answer.status_code < 500, (method, path, body, answer.status_code)

@@ -78,3 +78,38 @@ def test_missing_decimals_default_to_two():
     definition = route(rate="1", fee=0)
     del definition["from"]["decimal"], definition["to"]["decimal"]
     assert quote(definition, Decimal("1.234")).send == Decimal("1.24")
+
+
+def with_tiers(tiers):
+    definition = route(rate="1.035", fee=0, from_decimal=2)
+    definition["from"]["discounts"] = tiers
+    return definition
+
+
+def test_a_discount_raises_what_is_received_never_what_is_sent():
+    plain, discounted = (
+        route(rate="1.035", fee=0, from_decimal=2),
+        with_tiers([{"amountMoreThan": 1000, "discountPercent": 1}]),
+    )
+    assert quote(plain, Decimal("966.18")).send == quote(discounted, Decimal("966.18")).send
+    assert quote(discounted, Decimal("966.18")).receive == Decimal("975.94")
+    assert quote(discounted, Decimal("966.17")).receive == Decimal("966.17")
+
+
+@pytest.mark.parametrize(
+    "tiers",
+    [
+        "1000",
+        ["x", None],
+        [{"amountMoreThan": "abc", "discountPercent": 50}],
+        [{"discountPercent": 50}],
+    ],
+)
+def test_tiers_the_front_end_could_never_match_give_no_discount(tiers):
+    assert quote(with_tiers(tiers), Decimal("100")) == quote(with_tiers([]), Decimal("100"))
+
+
+@pytest.mark.parametrize("percent", [100, 150, -1, "abc"])
+def test_a_discount_that_makes_no_sense_is_refused(percent):
+    with pytest.raises(RouteDataError):
+        quote(with_tiers([{"amountMoreThan": 0, "discountPercent": percent}]), Decimal("100"))

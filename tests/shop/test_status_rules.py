@@ -6,6 +6,7 @@ sequences below it run the real shop against the embedded sandbox, whose IPNs ar
 exactly when the sequence says.
 """
 
+import re
 import threading
 from decimal import Decimal
 
@@ -94,6 +95,20 @@ RULES = [
         Decision("review", "returned", "the exchanger reported returned after done", settle="stop"),
     ),
     (
+        "a late done after a refund is an earlier step: returned and deleted are terminal",
+        row("returned", last_ms=None),
+        ipn("done", 2_000),
+        Decision("stale"),
+    ),
+    (
+        "an order the shop gave up creating that the exchanger reports paid is review",
+        row("create_failed", last_ms=None),
+        poll("done"),
+        Decision(
+            "review", "done", "the exchanger reported done after create_failed", settle="start"
+        ),
+    ),
+    (
         "an order the shop gave up creating that the exchanger cancelled is consistent",
         row("create_failed", last_ms=None),
         poll("deleted"),
@@ -125,10 +140,16 @@ RULES = [
         Decision("unchanged"),
     ),
     (
-        "a poll finding a done order still done counts as a refund check",
+        "reconcile's refund check finding a done order still done counts as that check",
+        row("done"),
+        Event("poll", "done", seen_version=3, out_amount=Decimal(PRICE), refund_check=True),
+        Decision("unchanged", settle="check"),
+    ),
+    (
+        "any other poll finding it done does not: it was not asked for a refund",
         row("done"),
         poll("done"),
-        Decision("unchanged", settle="check"),
+        Decision("unchanged"),
     ),
     (
         "the merchant's cancel, accepted by the exchanger, applies",
@@ -314,3 +335,24 @@ def test_buyers_pages_share_one_question_per_order_per_poll_interval(app, order,
     for thread in threads:
         thread.join()
     assert len(asked) == 1
+
+
+def test_a_page_that_could_not_ask_the_exchanger_says_so_and_keeps_checking(app, client, order):
+    exchanger = app.extensions["exchanger"]
+    exchanger.backoff = 0
+    faults = f"{exchanger.base_url}/service/api/v1/sandbox/faults"
+    exchanger.session.post(faults, json={"api_error": 1, "api_error_kinds": ["http500"]}, timeout=5)
+    page = client.get(f"/orders/{order['token']}/return").get_data(as_text=True)
+    assert re.search(r'<p class="notice" id="unreachable">', page)
+    assert 'id="polling">' in page  # still checking
+    # The return page asked a moment ago: the status endpoint does not ask again, nor guess.
+    assert client.get(f"/orders/{order['token']}/status").get_json()["unreachable"] is None
+    app.config["STATUS_POLL_SECONDS"] = 0
+    assert client.get(f"/orders/{order['token']}/status").get_json()["unreachable"] is True
+
+    exchanger.session.post(faults, json={"reset": True}, timeout=5)
+    operator(app, order["exchanger_uid"], "inProgress")
+    status = client.get(f"/orders/{order['token']}/status").get_json()
+    assert (status["unreachable"], status["status"]) == (False, "inProgress")
+    page = client.get(f"/orders/{order['token']}/return").get_data(as_text=True)
+    assert '<p class="notice" id="unreachable" hidden>' in page
