@@ -333,21 +333,25 @@ def log_received(db, body):
 
 
 def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None):
-    """Record what became of an IPN: a genuine one whole, a rejected one as its prefix or a count."""
-    if outcome == "rejected":
-        # Junk is evidence, not money: no fsync of its own.
-        with transaction(db, durable=False):
-            if log_id is None:
-                count_suppressed(db)
-            else:
-                db.execute(
-                    "UPDATE ipn_log SET outcome = ?, reason = ? WHERE id = ?",
-                    (outcome, reason, log_id),
-                )
-        return
-    body = g.get("ipn_body", b"").decode("utf-8", "replace")
-    with transaction(db):
-        if log_id is None:
+    """Record what became of an IPN: a genuine one whole; a rejected one as its logged prefix,
+    or, past the allowance, whole if it names a known order (a few an hour), else as a count."""
+    rejected = outcome == "rejected"
+    # Junk is evidence, not money: no fsync of its own.
+    with transaction(db, durable=not rejected):
+        if log_id is not None and rejected:
+            db.execute(
+                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ? WHERE id = ?",
+                (outcome, reason, order_id, log_id),
+            )
+        elif log_id is not None:
+            db.execute(
+                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ?, body = ?,"
+                " checksum_field = ? WHERE id = ?",
+                (outcome, reason, order_id, _body(), checksum_field, log_id),
+            )
+        elif rejected and not (order_id and room_for_order(db, order_id)):
+            count_suppressed(db)
+        else:
             db.execute(
                 "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body,"
                 " outcome, reason, order_id, checksum_field) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -356,19 +360,48 @@ def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None)
                     request.remote_addr,
                     (request.content_type or "")[:200],
                     _headers(),
-                    body,
+                    _body(),
                     outcome,
                     reason,
                     order_id,
                     checksum_field,
                 ),
             )
-        else:
-            db.execute(
-                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ?, body = ?,"
-                " checksum_field = ? WHERE id = ?",
-                (outcome, reason, order_id, body, checksum_field, log_id),
-            )
+
+
+def _body():
+    return g.get("ipn_body", b"").decode("utf-8", "replace")
+
+
+# Rejected IPNs naming an order the shop knows are kept past the flood allowance, this many
+# per order an hour: most likely the exchanger's own, failing for a reason the merchant must
+# see (a checksum under a name the shop does not read), and junk cannot crowd them out.
+REJECTED_KEPT_PER_ORDER = 10
+
+
+def order_named(db, body, fields):
+    """The id of the known order an IPN names by its orderId, or None."""
+    if fields is not None:
+        named = fields["orderId"]
+    else:
+        try:
+            named = read_fields(body, request.mimetype).get("orderId")
+        except Rejected:
+            return None
+    if not isinstance(named, str) or not TOKEN.match(named):
+        return None
+    order = db.execute("SELECT id FROM orders WHERE exchanger_id = ?", (named,)).fetchone()
+    return None if order is None else order["id"]
+
+
+def room_for_order(db, order_id):
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    kept = db.execute(
+        "SELECT COUNT(*) FROM ipn_log WHERE order_id = ? AND outcome = 'rejected'"
+        " AND received_at >= ?",
+        (order_id, since),
+    ).fetchone()[0]
+    return kept < REJECTED_KEPT_PER_ORDER
 
 
 def count_suppressed(db):
@@ -401,7 +434,8 @@ def receive():
         order = find_order(db, fields)
         check_matches(order, fields)
     except Rejected as exc:
-        log_outcome(db, log_id, "rejected", with_arrived(exc.reason, fields))
+        named = order_named(db, body, fields)
+        log_outcome(db, log_id, "rejected", with_arrived(exc.reason, fields), order_id=named)
         # The same answer for a wrong checksum and an unknown order: no oracle for forgers.
         return ("Forbidden\n" if exc.http_status == 403 else "Bad request\n"), exc.http_status
     # The change and its log line commit together: one fsync per IPN.
