@@ -339,29 +339,35 @@ def log_received(db, body):
 
 
 def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None):
-    """Record what became of an IPN: a genuine one whole, a rejected one as its prefix or a count."""
-    if outcome == "rejected":
-        # Junk is evidence, not money: no fsync of its own.
-        with transaction(db, durable=False):
-            if log_id is None:
-                count_suppressed(db)
-            else:
-                execute(
-                    db,
-                    "UPDATE ipn_log SET outcome = :outcome, reason = :reason WHERE id = :id",
-                    {"outcome": outcome, "reason": reason, "id": log_id},
-                )
-        return
-    body = g.get("ipn_body", b"").decode("utf-8", "replace")
-    with transaction(db):
-        values = {
-            "outcome": outcome,
-            "reason": reason,
-            "order_id": order_id,
-            "body": body,
-            "checksum_field": checksum_field,
-        }
-        if log_id is None:
+    """Record what became of an IPN: a genuine one whole; a rejected one as its logged prefix,
+    or, past the allowance, whole if it names a known order (a few an hour), else as a count."""
+    rejected = outcome == "rejected"
+    values = {
+        "outcome": outcome,
+        "reason": reason,
+        "order_id": order_id,
+        "body": _body(),
+        "checksum_field": checksum_field,
+    }
+    # Junk is evidence, not money: no fsync of its own.
+    with transaction(db, durable=not rejected):
+        if log_id is not None and rejected:
+            execute(
+                db,
+                "UPDATE ipn_log SET outcome = :outcome, reason = :reason, order_id = :order_id"
+                " WHERE id = :id",
+                {"outcome": outcome, "reason": reason, "order_id": order_id, "id": log_id},
+            )
+        elif log_id is not None:
+            execute(
+                db,
+                "UPDATE ipn_log SET outcome = :outcome, reason = :reason, order_id = :order_id,"
+                " body = :body, checksum_field = :checksum_field WHERE id = :id",
+                {**values, "id": log_id},
+            )
+        elif rejected and not (order_id and room_for_order(db, order_id)):
+            count_suppressed(db)
+        else:
             execute(
                 db,
                 "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body,"
@@ -375,13 +381,42 @@ def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None)
                     "headers": _headers(),
                 },
             )
-        else:
-            execute(
-                db,
-                "UPDATE ipn_log SET outcome = :outcome, reason = :reason, order_id = :order_id,"
-                " body = :body, checksum_field = :checksum_field WHERE id = :id",
-                {**values, "id": log_id},
-            )
+
+
+def _body():
+    return g.get("ipn_body", b"").decode("utf-8", "replace")
+
+
+# Rejected IPNs naming an order the shop knows are kept past the flood allowance, this many
+# per order an hour: most likely the exchanger's own, failing for a reason the merchant must
+# see (a checksum under a name the shop does not read), and junk cannot crowd them out.
+REJECTED_KEPT_PER_ORDER = 10
+
+
+def order_named(db, body, fields):
+    """The id of the known order an IPN names by its orderId, or None."""
+    if fields is not None:
+        named = fields["orderId"]
+    else:
+        try:
+            named = read_fields(body, request.mimetype).get("orderId")
+        except Rejected:
+            return None
+    if not isinstance(named, str) or not TOKEN.match(named):
+        return None
+    order = query_one(db, "SELECT id FROM orders WHERE exchanger_id = :id", {"id": named})
+    return None if order is None else order["id"]
+
+
+def room_for_order(db, order_id):
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    kept = scalar(
+        db,
+        "SELECT COUNT(*) FROM ipn_log WHERE order_id = :order_id AND outcome = 'rejected'"
+        " AND received_at >= :since",
+        {"order_id": order_id, "since": since},
+    )
+    return kept < REJECTED_KEPT_PER_ORDER
 
 
 def count_suppressed(db):
@@ -423,7 +458,8 @@ def receive():
         order = find_order(db, fields)
         check_matches(order, fields)
     except Rejected as exc:
-        log_outcome(db, log_id, "rejected", with_arrived(exc.reason, fields))
+        named = order_named(db, body, fields)
+        log_outcome(db, log_id, "rejected", with_arrived(exc.reason, fields), order_id=named)
         # The same answer for a wrong checksum and an unknown order: no oracle for forgers.
         return ("Forbidden\n" if exc.http_status == 403 else "Bad request\n"), exc.http_status
     # The change and its log line commit together: one fsync per IPN.

@@ -241,8 +241,8 @@ class Event:
     """Something that says what an order's status is, from one of four sources.
 
     kind: 'ipn' (the exchanger's notification), 'poll' (its order/get answer), 'console' (the
-    merchant's action, already accepted by the exchanger) or 'create' (the order/create outcome,
-    or the shop giving up on it).
+    merchant's action, already accepted by the exchanger), 'create' (the order/create outcome,
+    or the shop giving up on it) or 'flag' (the shop asks a person to look: note says why).
     at_ms: the exchanger's time of this status in milliseconds: an IPN's timestamp, or the
     order/get answer's time of last change when it carries one; None when unknown.
     seen_version: for a poll, the order's version when the question was sent.
@@ -291,6 +291,13 @@ def decide(order, event):
         if status != DRAFT:
             return Decision("stale")
         return Decision("applied", event.status, settle="stop" if event.status in FINAL else None)
+    if event.kind == "flag":
+        # The first reason stands until a person resolves it.
+        return (
+            Decision("unchanged")
+            if order["review_reason"]
+            else Decision("review", status, event.note)
+        )
     if event.kind == "poll" and event.seen_version != order["version"]:
         return Decision("raced")
     if event.at_ms is not None and last_ms is not None:

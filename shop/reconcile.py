@@ -121,6 +121,25 @@ def settle_unconfirmed_draft(order, cutoff):
     return orders.apply_event(get_db(), order["id"], event)
 
 
+def flag_unaskable(order):
+    """An open order claimed by an IPN after order/create's answer was lost has no secret for
+    order/get: IPNs are its only source. Past DRAFT_TIMEOUT_MINUTES a person must look (the
+    exchanger's own pages know it), rather than reconcile passing over it for ever."""
+    created = datetime.fromisoformat(order["created_at"])
+    waited = datetime.now(UTC) - created
+    if order["review_reason"] or waited < timedelta(
+        minutes=current_app.config["DRAFT_TIMEOUT_MINUTES"]
+    ):
+        return "unaskable"
+    note = (
+        f"the shop cannot ask the exchanger about order {order['exchanger_uid']} (its"
+        " order/create answer was lost) and no IPN has finished it: check it at the exchanger"
+    )
+    return orders.apply_event(
+        get_db(), order["id"], orders.Event("flag", order["status"], note=note)
+    )
+
+
 def reconcile_one(order, attempts, backoff, run_started=None):
     """Bring one order to the exchanger's status, backing off on anti-flood and failures.
 
@@ -131,8 +150,7 @@ def reconcile_one(order, attempts, backoff, run_started=None):
         cutoff = timedelta(minutes=current_app.config["DRAFT_TIMEOUT_MINUTES"])
         return settle_unconfirmed_draft(order, cutoff)
     if not orders.exchanger_knows(order):
-        # Claimed by an IPN after order/create's answer was lost: IPNs are its only source.
-        return "unaskable"
+        return flag_unaskable(order)
     # A done order is here only because its refund check is due.
     refund_check = order["status"] == "done"
     for attempt in range(attempts):

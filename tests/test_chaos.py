@@ -29,8 +29,8 @@ def test_orders_stay_correct_whatever_the_notifications_the_api_and_the_workers_
     assert comparison["equal"] >= 30
     assert [key for key in comparison if key.startswith(("MISMATCH", "REVIEW"))] == []
     assert comparison.get("LOST", 0) == 0
-    # Every review is a refund after done, and every such refund the shop had seen is one.
-    assert comparison.get("review: done then returned", 0) > 0
+    # Every review is explained by the exchanger's own history (compare() checks each).
+    assert set(k for k in comparison if k.startswith("review")) <= {"review: done then returned"}
     assert report["forged ipns accepted"] == 0
     assert report["ipn answers 500"] == 0 and 500 not in report["http statuses seen by buyers"]
     # Reconciliation is idempotent: once caught up, a run changes nothing.

@@ -159,3 +159,22 @@ def test_prune_also_drops_old_counts(app, client):
     app.test_cli_runner().invoke(args=["ipn", "prune", "--days", "30"])
     left = rows(app, "SELECT remote_addr FROM ipn_log_suppressed")
     assert [r["remote_addr"] for r in left] == ["10.1.0.0"]
+
+
+def test_junk_cannot_hide_the_exchangers_own_ipn_that_fails_to_verify(app, client, order):
+    # Past every allowance, the exchanger's IPN arrives with its checksum under a name the shop
+    # does not read (the go-live case): it is refused, and still on record for the merchant.
+    flood(client, 320, addresses=40)
+    fields = fields_for(order, "inProgress")
+    fields["ipn_signature"] = fields.pop("hash")
+    assert post(client, fields).status_code == 400
+    (kept,) = rows(
+        app, "SELECT * FROM ipn_log WHERE order_id = ? AND outcome = 'rejected'", order["id"]
+    )
+    assert "ipn_signature" in kept["reason"] and "ipn_signature" in kept["body"]
+    assert status_of(app, order)["status"] == "new"
+    # A few an hour per order: naming a real order is no way around the bound.
+    for _ in range(30):
+        post(client, fields)
+    kept = rows(app, "SELECT COUNT(*) AS n FROM ipn_log WHERE order_id = ?", order["id"])
+    assert kept[0]["n"] == 10

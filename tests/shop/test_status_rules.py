@@ -176,6 +176,18 @@ RULES = [
         Decision("stale"),
     ),
     (
+        "the shop asking a person to look flags review and keeps the status",
+        row("waitPayment"),
+        Event("flag", "waitPayment", note="cannot ask"),
+        Decision("review", "waitPayment", "cannot ask"),
+    ),
+    (
+        "a second reason waits until the first is resolved",
+        row("waitPayment", review="earlier reason"),
+        Event("flag", "waitPayment", note="cannot ask"),
+        Decision("unchanged"),
+    ),
+    (
         "giving up on a draft fails it",
         row("draft", last_ms=None),
         Event("create", "create_failed"),
