@@ -70,6 +70,12 @@ def safe_next(target):
 @bp.route("/login", methods=("GET", "POST"))
 def login():
     """Password login; past the guessing limit, a one-time code from `flask console unlock`."""
+    with logins.one_attempt_at_a_time():
+        return attempt_login()
+
+
+def attempt_login():
+    """The login form, and one attempt at it when posted."""
     form = LoginForm()
     blocked = logins.limited()
     if form.validate_on_submit():

@@ -10,11 +10,22 @@ after CONSOLE_SESSION_HOURS, and which a new password hash invalidates.
 import hashlib
 import hmac
 import secrets
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, request, session
 
-from .db import execute, get_db, now, query, query_one, scalar, transaction
+from .db import (
+    advisory_lock,
+    execute,
+    get_db,
+    is_postgresql,
+    now,
+    query,
+    query_one,
+    scalar,
+    transaction,
+)
 
 FAILURE_WINDOW = timedelta(minutes=15)
 # Per address: a typo-prone merchant is not slowed; a guesser gets 5 tries per window.
@@ -34,6 +45,24 @@ def _since(delta):
 
 def _later(delta):
     return (datetime.now(UTC) + delta).isoformat(timespec="seconds")
+
+
+@contextmanager
+def one_attempt_at_a_time():
+    """On PostgreSQL, login attempts on every host take turns from the count to the record.
+
+    Counting failures and then recording one is two statements: attempts sent to several hosts
+    at the same instant would each count below the limit. The global limit spans addresses,
+    so the lock is one for all; logins are rare, so the wait is nothing. On SQLite the shop
+    has one host, and holding its write lock over a password hash would hold up IPNs.
+    """
+    db = get_db()
+    if not is_postgresql(db):
+        yield
+        return
+    with transaction(db):
+        advisory_lock(db, "console login")
+        yield
 
 
 def limited():

@@ -15,13 +15,16 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from bench.common import PAYOUT, Server
 from shop import reconcile
+from shop.logins import MAX_FAILURES_PER_ADDRESS
 from tests.helpers import (
     add_to_cart_over_http,
     buy_over_http,
+    hidden_inputs,
     query,
     submit_requisites_over_http,
 )
@@ -46,6 +49,7 @@ def hosts(database, sandbox_server, tmp_path):
         "FLASK_EXCHANGER_URL": sandbox_server.url,
         "FLASK_PAYOUT_VALUES": json.dumps(PAYOUT),
         "FLASK_STATUS_POLL_SECONDS": "0",
+        "FLASK_CONSOLE_PASSWORD_HASH": generate_password_hash("the right password"),
     }
     servers = [Server("app:create_app()", env, workers=2, threads=4) for _ in range(2)]
     yield servers
@@ -180,3 +184,22 @@ def test_reconcile_on_both_hosts_at_once_asks_once_per_order(hosts, sandbox_serv
     assert sorted(p["order_id"] for p in polls) == [o["id"] for o in orders]
     statuses = query(database, "SELECT status FROM orders")
     assert [s["status"] for s in statuses] == ["inProgress"] * ORDERS
+
+
+def test_guesses_sent_to_both_hosts_at_once_stop_at_the_login_limit(hosts, database):
+    guesses = []
+    for n in range(3 * MAX_FAILURES_PER_ADDRESS):
+        guesser, host = requests.Session(), hosts[n % 2].url
+        token = hidden_inputs(guesser.get(f"{host}/console/login", timeout=10).text)["csrf_token"]
+        data = {"csrf_token": token, "password": f"guess {n}"}
+        guesses.append(
+            lambda guesser=guesser, host=host, data=data: guesser.post(
+                f"{host}/console/login", data=data, timeout=30
+            )
+        )
+
+    answers = at_once(*guesses)
+
+    failed = query(database, "SELECT id FROM login_attempts WHERE outcome = 'failed'")
+    assert len(failed) == MAX_FAILURES_PER_ADDRESS
+    assert Counter(a.status_code for a in answers)[429] >= 2 * MAX_FAILURES_PER_ADDRESS
