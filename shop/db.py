@@ -348,5 +348,3 @@ def init_app(app):
     app.extensions["db_engines"] = {}
     app.teardown_appcontext(close_db)
     # Starting never migrates: `flask init-db` (or `flask db upgrade`) does, once per deploy.
-    app.cli.add_command(init_db_command)
-    app.cli.add_command(db_cli)

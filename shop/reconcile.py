@@ -215,7 +215,3 @@ def reconcile_command(concurrency):
     if outcomes["error"]:
         click.echo(f"{outcomes['error']} could not be checked; run again later.", err=True)
         raise SystemExit(1)
-
-
-def init_app(app):
-    app.cli.add_command(reconcile_command)
