@@ -20,7 +20,8 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
-from . import config, orders, routecache, throttle
+from . import config, orders, routecache, throttle, words
+from .buyer import remember_order
 from .catalog import cart_lines, empty_cart
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
@@ -96,8 +97,21 @@ def offers(total):
             )
             continue
         problem = problem_text(offer.problem, route) if offer.problem else None
-        found.append({"route": route, "quote": offer, "problem": problem})
+        found.append(
+            {
+                "route": route,
+                "quote": offer,
+                "problem": problem,
+                "rate": words.rate_text(route),
+                # Limits and reserve mean nothing to a buyer unless this order comes near one.
+                "notes": [] if problem else words.limit_notes(route, offer.send, offer.receive),
+            }
+        )
     return found, stale
+
+
+# Statuses in which the buyer still has something to do on the exchanger's payment page.
+WAITING_FOR_BUYER = ("new", "waitPayment")
 
 
 def unavailable(message, retry_url):
@@ -273,6 +287,8 @@ def place_order(page):
     if not is_new:
         # A concurrent submit of the same form won the race: never a second order.
         return redirect(url_for("checkout.pay", token=order["token"]))
+    # Before the buyer leaves for the exchanger: a closed tab must not lose the way back.
+    remember_order(order["token"])
     try:
         created = get_exchanger().create_order(create_payload(order, page.route))
     except ExchangerRejected as exc:
@@ -339,12 +355,16 @@ def order_return(token):
         order = orders.get_order_by_token(token)
     claimed = request.args.get("status", "")
     state = orders.payment_state(order)
+    remember_order(token)
     return render_template(
         "checkout/return.html",
         order=order,
         items=orders.get_items(order["id"]),
+        line_total=lambda item: Decimal(item["unit_price"]) * item["quantity"],
         state=state,
         state_label=orders.STATE_LABELS[state],
+        steps=words.timeline(order, orders.get_history(order["id"])),
+        next_step=words.next_step(order),
         final=orders.is_final(order),
         claimed=claimed if claimed in ("success", "error") else None,
         unreachable=asked == UNREACHABLE,
@@ -361,8 +381,13 @@ def order_status(token):
     state = orders.payment_state(order)
     return jsonify(
         status=order["status"],
+        status_word=words.status_word(order["status"]),
         state=state,
         label=_(orders.STATE_LABELS[state]),
+        steps=words.timeline(order, orders.get_history(order["id"])),
+        next_step=words.next_step(order),
+        # The way back to the exchanger's page stays only while it waits for the buyer.
+        can_pay=orders.exchanger_knows(order) and order["status"] in WAITING_FOR_BUYER,
         final=orders.is_final(order),
         reported_out=order["reported_out"],
         # Whether the exchanger answered this time; None when the shop did not ask (another
