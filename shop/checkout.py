@@ -355,7 +355,6 @@ def order_return(token):
         order = orders.get_order_by_token(token)
     claimed = request.args.get("status", "")
     state = orders.payment_state(order)
-    remember_order(token)
     return render_template(
         "checkout/return.html",
         order=order,

@@ -160,13 +160,11 @@ def settlement_unit():
 
 
 def rounded(value, places):
-    """value rounded for reading: whole numbers from 1,000, else 4 significant digits."""
-    if value >= 1000:
-        quantum = Decimal(1)
-    elif value >= 1:
-        quantum = Decimal("0.01")
-    else:
-        quantum = Decimal(1).scaleb(value.adjusted() - 3)
+    """value rounded for reading: whole numbers from 1,000, else 4 significant digits.
+
+    Off by at most 0.05 %: near enough to judge a rate, and the amount to send is never rounded.
+    """
+    quantum = Decimal(1) if value >= 1000 else Decimal(1).scaleb(value.adjusted() - 3)
     if places is not None:
         quantum = max(quantum, Decimal(1).scaleb(-places))
     return value.quantize(quantum, rounding=ROUND_HALF_UP)

@@ -1,0 +1,104 @@
+"""Words a buyer understands: status words, rates, limits, the timeline, and "Your orders"."""
+
+from decimal import Decimal
+
+import pytest
+from babel.support import Translations
+
+from sandbox.routes import RouteBook
+from shop import words
+from shop.i18n import TRANSLATIONS
+from shop.orders import CREATE_FAILED, DRAFT, EXCHANGER_STATUSES
+from tests.helpers import BTC_ROUTE, place_order
+
+ALL_STATUSES = (*EXCHANGER_STATUSES, DRAFT, CREATE_FAILED)
+BOOK = RouteBook()
+CURRENCIES = list(BOOK.currencies.values())
+
+
+def definition(route_id=BTC_ROUTE):
+    return BOOK.definition(BOOK.get(route_id))
+
+
+def test_every_status_has_a_word_and_a_next_step_in_english_and_russian():
+    russian = Translations.load(str(TRANSLATIONS), ["ru"])
+    for table in (words.STATUS_WORDS, words.NEXT_STEP):
+        assert set(table) == set(ALL_STATUSES)
+        assert len(set(table.values())) == len(table), "two statuses read the same"
+        for text in table.values():
+            assert russian.gettext(text) != text
+
+
+def test_status_pages_show_words_not_codes(app):
+    with app.test_request_context():
+        for status in ALL_STATUSES:
+            assert words.status_word(status) == words.STATUS_WORDS[status]
+        assert words.status_word("somethingNew") == words.UNKNOWN_STATUS
+
+
+@pytest.mark.parametrize("route", list(BOOK.routes.values()), ids=lambda r: r["routeId"])
+def test_rates_read_one_of_the_dearer_currency(app, route):
+    if not route["isShowWeb"]:
+        return
+    data = BOOK.definition(route)
+    rate = Decimal(data["rate"]["rateFullNumber"])
+    with app.test_request_context():
+        text = words.rate_text(data)
+    one, value, other = text.split(" ")[1], text.split(" ")[3], text.split(" ")[4]
+    if rate < 1:
+        assert (one, other) == (data["from"]["symbol"], data["to"]["symbol"])
+        exact = 1 / rate
+    else:
+        assert (one, other) == (data["to"]["symbol"], data["from"]["symbol"])
+        exact = rate
+    shown = Decimal(value.replace(",", ""))
+    # Rounded for reading (4 digits, or the currency's own decimals, e.g. cents), and at least 1.
+    places = next(c["decimal"] for c in CURRENCIES if c["symbol"] == other)
+    allowed = max(exact * Decimal("0.0005"), Decimal(1).scaleb(-places) / 2)
+    assert shown >= 1 and abs(shown - exact) <= allowed
+    assert len(value.replace(",", "").replace(".", "").lstrip("0")) <= 8
+
+
+def test_limits_and_reserve_are_mentioned_only_near_them(app):
+    route = definition()
+    low, high = Decimal(route["from"]["min"]), Decimal(route["from"]["max"])
+    reserve = Decimal(route["rate"]["amount"])
+    with app.test_request_context():
+        assert words.limit_notes(route, (low + high) / 2, reserve / 10) == []
+        assert len(words.limit_notes(route, low, reserve / 10)) == 1
+        assert len(words.limit_notes(route, high, reserve / 10)) == 1
+        assert len(words.limit_notes(route, (low + high) / 2, reserve)) == 1
+
+
+def test_the_timeline_follows_the_history_and_ends_in_the_failure(app):
+    order = {"status": "deleted", "created_at": "2026-11-28T10:00:00+00:00", "review_reason": None}
+    history = [
+        {"new_status": "draft", "created_at": "2026-11-28T10:00:00+00:00"},
+        {"new_status": "waitPayment", "created_at": "2026-11-28T10:00:02+00:00"},
+        {"new_status": "deleted", "created_at": "2026-11-28T10:30:00+00:00"},
+    ]
+    with app.test_request_context():
+        steps = words.timeline(order, history)
+    assert [s["key"] for s in steps] == ["placed", "waiting", "failed"]
+    assert all(s["done"] and s["time"] for s in steps)
+    assert [s["current"] for s in steps] == [False, False, True]
+
+
+def test_your_orders_lists_this_browsers_orders_only(app, client):
+    place_order(client)
+    page = client.get("/orders").get_data(as_text=True)
+    (token,) = [row["token"] for row in rows(app)]
+    assert f"/orders/{token}/return" in page and 'id="your-orders"' in page
+    stranger = app.test_client().get("/orders").get_data(as_text=True)
+    assert token not in stranger and 'id="your-orders"' not in stranger
+
+
+def test_the_favicon_is_served(client):
+    answer = client.get("/favicon.ico", follow_redirects=True)
+    assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
+
+
+def rows(app):
+    from tests.helpers import query
+
+    return query(app.config["DATABASE"], "SELECT token FROM orders")
