@@ -15,6 +15,7 @@ from shop import (
     discovery,
     i18n,
     ipn,
+    mail,
     reconcile,
     security,
     words,
@@ -40,6 +41,7 @@ def create_app(test_config=None):
     app.register_blueprint(catalog.bp)
     app.register_blueprint(checkout.bp)
     buyer.init_app(app)
+    mail.init_app(app)
     app.register_blueprint(ipn.bp)
     app.register_blueprint(console.bp)
     app.cli.add_command(console.console_cli)
