@@ -16,12 +16,14 @@ from email.utils import make_msgid
 from urllib.parse import unquote, urlsplit
 
 import click
-from flask import current_app, g
+from flask import Blueprint, abort, current_app, g, render_template
 from flask.cli import AppGroup
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from .db import get_db, now, transaction
+
+bp = Blueprint("mail", __name__)
 
 # What each kind of mail is sent for: the order reached the exchanger, or it is paid.
 CREATED, PAID = "created", "paid"
@@ -153,14 +155,23 @@ def mark(db, row, state, error=None):
         )
 
 
+def to_sandbox_mailbox():
+    """In sandbox mode with no MAIL_URL, mail is delivered to the mailbox page instead of SMTP."""
+    return current_app.config["SANDBOX_MODE"] and not current_app.config["MAIL_URL"]
+
+
 def send_due():
     """Send every due mail; returns (sent, failed). Failures back off, then are given up."""
-    if not current_app.config["MAIL_URL"]:
+    if not (current_app.config["MAIL_URL"] or to_sandbox_mailbox()):
         return 0, 0
     db = get_db()
     rows = claim_due(db)
     if not rows:
         return 0, 0
+    if to_sandbox_mailbox():
+        for row in rows:
+            mark(db, row, SENT)
+        return len(rows), 0
     sent = failed = 0
     try:
         server = smtp_connection()
@@ -208,20 +219,51 @@ def mail_cli():
 @mail_cli.command("send")
 def send_command():
     """Send the mails that are due (run from cron every minute)."""
-    if not current_app.config["MAIL_URL"]:
+    if not (current_app.config["MAIL_URL"] or to_sandbox_mailbox()):
         raise click.ClickException("MAIL_URL is not set: mail stays queued.")
     sent, failed = send_due()
     click.echo(f"sent {sent}, failed {failed}")
 
 
+# How many mails the sandbox mailbox page shows, newest first.
+MAILBOX_SIZE = 20
+
+
+@bp.route("/mailbox")
+def sandbox_mailbox():
+    """Sandbox mode only: the mails the shop "sent", as the buyer would read them."""
+    if not to_sandbox_mailbox():
+        abort(404)
+    rows = (
+        get_db()
+        .execute(
+            "SELECT * FROM mail_outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
+            (SENT, MAILBOX_SIZE),
+        )
+        .fetchall()
+    )
+    mails = []
+    for row in rows:
+        message = compose(row)
+        mails.append(
+            {
+                "row": row,
+                "subject": message["Subject"],
+                "text": message.get_body(("plain",)).get_content(),
+            }
+        )
+    return render_template("mail/mailbox.html", mails=mails)
+
+
 def init_app(app):
+    app.register_blueprint(bp)
     app.cli.add_command(mail_cli)
     app.jinja_env.globals["mails_for"] = mails_for
 
     @app.after_request
     def send_after_response(response):
         # After the response has gone out, not before: the buyer or the exchanger never waits.
-        if g.get("mail_queued") and app.config["MAIL_URL"]:
+        if g.get("mail_queued") and (app.config["MAIL_URL"] or app.config["SANDBOX_MODE"]):
             response.call_on_close(lambda: send_in_background(app))
         return response
 

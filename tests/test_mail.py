@@ -15,7 +15,7 @@ from werkzeug.security import generate_password_hash
 
 from shop.i18n import TRANSLATIONS
 from tests.conftest import ShopServer
-from tests.helpers import buy_over_http, hidden_inputs
+from tests.helpers import buy_over_http, hidden_inputs, place_order, query
 
 PASSWORD = "merchant console password"
 SUBJECTS = {
@@ -205,5 +205,30 @@ def test_a_mail_given_up_shows_in_the_console(tmp_path, sandbox_server, smtp):
         smtp.start()
         assert send_command(shop).output.strip() == "sent 0, failed 0"
         assert smtp.mailbox.messages == []
+    finally:
+        shop.stop()
+
+
+def test_in_sandbox_mode_mail_goes_to_the_sandbox_mailbox(app, client):
+    assert app.config["SANDBOX_MODE"] and not app.config["MAIL_URL"]
+    place_order(client)
+    (order,) = query(app.config["DATABASE"], "SELECT token, buyer_email FROM orders")
+    result = app.test_cli_runner().invoke(args=["mail", "send"])
+    assert result.output.strip() == "sent 1, failed 0"
+    page = client.get("/mailbox").get_data(as_text=True)
+    assert page.count('<article class="mail"') == 1 and 'data-kind="created"' in page
+    assert f"/orders/{order['token']}/return" in page and order["buyer_email"] in page
+    # Once delivered, never again.
+    assert app.test_cli_runner().invoke(args=["mail", "send"]).output.strip() == "sent 0, failed 0"
+
+
+def test_the_mailbox_exists_only_in_sandbox_mode(tmp_path, sandbox_server, smtp):
+    shop = ShopServer(
+        str(tmp_path / "real-mail.sqlite"),
+        sandbox_server.url,
+        MAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
+    )
+    try:
+        assert requests.get(f"{shop.url}/mailbox", timeout=10).status_code == 404
     finally:
         shop.stop()
