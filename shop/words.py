@@ -186,11 +186,13 @@ def rate_text(route):
         one, other, value = source, target, 1 / rate
     else:
         one, other, value = target, source, rate
+    # "1 USDT ≈ 1.010 USDT" says nothing: two currencies with one symbol go by their names.
+    key = "name" if one.get("symbol") == other.get("symbol") else "symbol"
     return _(
         "1 %(one)s ≈ %(value)s %(other)s",
-        one=one.get("symbol") or one.get("xml"),
+        one=one.get(key) or one.get("xml"),
         value=money(rounded(value, other.get("decimal"))),
-        other=other.get("symbol") or other.get("xml"),
+        other=other.get(key) or other.get("xml"),
     )
 
 
