@@ -114,6 +114,10 @@ def offers(total):
 WAITING_FOR_BUYER = ("new", "waitPayment")
 
 
+def time_left_text(minutes):
+    return None if minutes is None else _("Time left to pay: %(minutes)s min.", minutes=minutes)
+
+
 def unavailable(message, retry_url):
     return render_template("checkout/unavailable.html", message=message, retry_url=retry_url), 503
 
@@ -355,6 +359,7 @@ def order_return(token):
         order = orders.get_order_by_token(token)
     claimed = request.args.get("status", "")
     state = orders.payment_state(order)
+    history = orders.get_history(order["id"])
     return render_template(
         "checkout/return.html",
         order=order,
@@ -362,8 +367,9 @@ def order_return(token):
         line_total=lambda item: Decimal(item["unit_price"]) * item["quantity"],
         state=state,
         state_label=orders.STATE_LABELS[state],
-        steps=words.timeline(order, orders.get_history(order["id"])),
+        steps=words.timeline(order, history),
         next_step=words.next_step(order),
+        minutes_left=words.minutes_left(order, history),
         final=orders.is_final(order),
         claimed=claimed if claimed in ("success", "error") else None,
         unreachable=asked == UNREACHABLE,
@@ -378,13 +384,16 @@ def order_status(token):
     if asked:
         order = orders.get_order_by_token(token)
     state = orders.payment_state(order)
+    history = orders.get_history(order["id"])
     return jsonify(
         status=order["status"],
         status_word=words.status_word(order["status"]),
         state=state,
         label=_(orders.STATE_LABELS[state]),
-        steps=words.timeline(order, orders.get_history(order["id"])),
+        steps=words.timeline(order, history),
         next_step=words.next_step(order),
+        minutes_left=words.minutes_left(order, history),
+        time_left=time_left_text(words.minutes_left(order, history)),
         # The way back to the exchanger's page stays only while it waits for the buyer.
         can_pay=orders.exchanger_knows(order) and order["status"] in WAITING_FOR_BUYER,
         final=orders.is_final(order),

@@ -4,7 +4,7 @@ Buyer pages never show the exchanger's codes (USDTTRC20, inProgress); the code i
 hint beside the name the route data gives.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import current_app, g
@@ -114,6 +114,27 @@ def timeline(order, history):
             }
         )
     return steps
+
+
+def minutes_left(order, history):
+    """Whole minutes the buyer has left to pay, when the route gives a time limit; else None.
+
+    The platform deletes orders left unpaid orderTTL minutes after creation (exchanger-api.md
+    section 6), so the clock starts when the exchanger created the order (its first status).
+    """
+    if order["status"] not in ("new", "waitPayment"):
+        return None
+    started = next((r["created_at"] for r in history if r["old_status"] == orders.DRAFT), None)
+    try:
+        route = routecache.route(order["route_id"], order["lang"]).value
+        ttl = Decimal(str(route["orderTTL"]))
+        started = datetime.fromisoformat(started)
+    except (ExchangerError, KeyError, TypeError, ValueError, InvalidOperation):
+        return None
+    if not ttl.is_finite() or ttl <= 0:
+        return None
+    left = started + timedelta(minutes=float(ttl)) - datetime.now(UTC)
+    return max(0, int(left.total_seconds() // 60))
 
 
 def currencies():

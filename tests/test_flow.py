@@ -67,6 +67,8 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
         "label": "paid",
         "next_step": NEXT_STEP["done"],
         "can_pay": False,
+        "minutes_left": None,  # paid: no clock
+        "time_left": None,
         "final": True,
         "reported_out": order["reported_out"],
         "unreachable": None,  # final: nothing left to ask

@@ -39,6 +39,11 @@
     var next = document.getElementById("continue");
     if (next) {
       next.hidden = !data.can_pay;
+      var left = document.getElementById("time-left");
+      if (left) {
+        left.hidden = data.time_left === null;
+        if (data.time_left !== null) left.textContent = data.time_left;
+      }
       var confirm = document.getElementById("confirm-step");
       if (confirm) confirm.hidden = data.status !== "new";
     }

@@ -104,3 +104,28 @@ def rows(app):
     from tests.helpers import query
 
     return query(app.config["DATABASE"], "SELECT token FROM orders")
+
+
+def test_the_order_page_shows_the_time_left_to_pay_from_the_routes_ttl(app, client):
+    place_order(client)
+    (token,) = [row["token"] for row in rows(app)]
+    ttl = BOOK.routes[BTC_ROUTE]["orderTTL"]
+    status = client.get(f"/orders/{token}/status").get_json()
+    # Just created: the whole limit, or a minute less if a minute turned meanwhile.
+    assert status["minutes_left"] in (ttl, ttl - 1)
+    page = client.get(f"/orders/{token}/return").get_data(as_text=True)
+    assert 'id="time-left"' in page and f"{status['minutes_left']} min" in page
+
+
+def test_no_time_left_once_the_order_is_cancelled(app, client):
+    place_order(client)
+    (token,) = [row["token"] for row in rows(app)]
+    with app.app_context():
+        from shop import orders
+        from shop.db import get_db
+
+        (order_id,) = [r["id"] for r in get_db().execute("SELECT id FROM orders")]
+        orders.apply_event(get_db(), order_id, orders.Event("console", "deleted"))
+    status = client.get(f"/orders/{token}/status").get_json()
+    assert status["minutes_left"] is None and status["time_left"] is None
+    assert 'id="time-left"' not in client.get(f"/orders/{token}/return").get_data(as_text=True)
