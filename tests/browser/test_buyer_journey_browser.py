@@ -20,6 +20,7 @@ from tests.helpers import BTC_ADDRESS, BTC_ROUTE
 
 pytestmark = pytest.mark.browser
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+assert AXE.exists(), "axe-core is missing: run `make test` (it runs `npm ci`)"
 AXE_SOURCE = AXE.read_text(encoding="utf-8")
 CURRENCIES = list(RouteBook().currencies.values())
 # A code that is also the short unit people know (BTC) may stand after an amount; the others
