@@ -42,7 +42,6 @@ def your_orders():
         "buyer/orders.html",
         orders=found,
         states={order["token"]: orders.payment_state(order) for order in found},
-        labels=orders.STATE_LABELS,
     )
 
 

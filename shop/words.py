@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from flask import current_app, g
-from flask_babel import format_datetime
+from flask_babel import format_datetime, get_timezone
 from flask_babel import gettext as _
 
 from . import orders, routecache
@@ -75,7 +75,8 @@ def next_step(order):
 def when(stamp):
     """An ISO timestamp from the history, in the buyer's format; None if unreadable."""
     try:
-        return format_datetime(datetime.fromisoformat(stamp), "short")
+        # Shown in the shop's timezone (Flask-Babel's default, UTC), so it says which.
+        return f"{format_datetime(datetime.fromisoformat(stamp), 'short')} {get_timezone().zone}"
     except (TypeError, ValueError):
         return None
 
