@@ -232,3 +232,31 @@ def test_the_mailbox_exists_only_in_sandbox_mode(tmp_path, sandbox_server, smtp)
         assert requests.get(f"{shop.url}/mailbox", timeout=10).status_code == 404
     finally:
         shop.stop()
+
+
+def test_a_hung_smtp_server_never_holds_up_the_page(tmp_path, sandbox_server):
+    # A server that takes the connection and never says a word: the mail attempt hangs.
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen()
+    shop = ShopServer(
+        str(tmp_path / "hung.sqlite"),
+        sandbox_server.url,
+        MAIL_URL=f"smtp://127.0.0.1:{hung.getsockname()[1]}",
+        MAIL_TIMEOUT=120,
+    )
+    try:
+        answer = buy_over_http(requests.Session(), shop.url, follow=False)
+        assert answer.status_code == 302
+        # The buyer has their answer, and the mail attempt is still connected, waiting.
+        hung.settimeout(20)
+        connection, _ = hung.accept()
+        (row,) = shop.query("SELECT state, sent_at FROM mail_outbox")
+        assert row == {"state": "pending", "sent_at": None}
+        connection.close()
+        # The attempt fails once the server hangs up; the mail waits for its retry.
+        rows = outbox_when(shop, lambda rows: rows[0]["last_error"] is not None)
+        assert rows[0]["state"] == "pending"
+    finally:
+        hung.close()
+        shop.stop()
