@@ -1,11 +1,12 @@
 """The shop's application factory: `flask --app app run`."""
 
-from flask import Flask, render_template
+from flask import Flask, redirect, render_template, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sandbox
 from shop import (
+    buyer,
     catalog,
     checkout,
     config,
@@ -14,8 +15,10 @@ from shop import (
     discovery,
     i18n,
     ipn,
+    mail,
     reconcile,
     security,
+    words,
 )
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter, request_deadline
 from shop.i18n import N_
@@ -32,10 +35,13 @@ def create_app(test_config=None):
     db.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)
+    words.init_app(app)
     app.extensions["exchanger"] = exchanger_client(app)
 
     app.register_blueprint(catalog.bp)
     app.register_blueprint(checkout.bp)
+    buyer.init_app(app)
+    mail.init_app(app)
     app.register_blueprint(ipn.bp)
     app.register_blueprint(console.bp)
     app.cli.add_command(console.console_cli)
@@ -47,6 +53,10 @@ def create_app(test_config=None):
     register_error_pages(app)
     security.init_app(app)
     app.add_url_rule("/health", "health", lambda: "ok\n")
+    # Browsers and crawlers ask for /favicon.ico whatever the page links: no 404 in the log.
+    app.add_url_rule(
+        "/favicon.ico", "favicon", lambda: redirect(url_for("static", filename="favicon.svg"))
+    )
     trust_proxies(app)
     return app
 

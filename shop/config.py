@@ -27,6 +27,14 @@ DEFAULTS = {
     # well under the worker timeout (gunicorn's --timeout 30), so a slow exchanger never gets
     # a worker killed, and buyers hear "try again" instead of waiting on a dead page.
     "EXCHANGER_BUDGET_SECONDS": 12,
+    # Buyer mail: smtp://user:pass@host:587 (STARTTLS) or smtps://... ; None keeps mail queued
+    # (in sandbox mode it shows in the sandbox mailbox page instead).
+    "MAIL_URL": None,
+    "MAIL_FROM": "Exchange Shop <shop@localhost>",
+    # Seconds one SMTP connection may take; a down server delays mail, never a page.
+    "MAIL_TIMEOUT": 10,
+    # Attempts before a mail is given up (shown in the console), backing off between them.
+    "MAIL_MAX_ATTEMPTS": 8,
     "SETTLEMENT_XML": "USDTTRC20",
     # The merchant's payout requisites: to-field id (or field name) -> value.
     "PAYOUT_VALUES": {},

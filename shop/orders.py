@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from flask import abort, current_app
 
+from . import mail
 from .db import get_db, now, transaction
 from .i18n import N_
 
@@ -335,6 +336,7 @@ def apply_event(db, order_id, event):
             return decision.outcome
         stamp = now()
         write_order(db, order, event, decision, stamp)
+        mail.enqueue_for(db, order, decision)  # the buyer's mail commits with the change
         if decision.changes_order:
             db.execute(
                 "INSERT INTO status_history (order_id, old_status, new_status, source,"

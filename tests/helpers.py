@@ -118,3 +118,13 @@ def query(database, sql, *args):
         return [dict(row) for row in db.execute(sql, args).fetchall()]
     finally:
         db.close()
+
+
+def sandbox_currency(xml):
+    """The sandbox's route data for a currency code: what buyer pages must name it by."""
+    from sandbox.routes import RouteBook
+
+    return next(c for c in RouteBook().currencies.values() if c["xml"] == xml)
+
+
+SETTLEMENT = sandbox_currency("USDTTRC20")
