@@ -48,7 +48,7 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
     assert 'id="confirm"' not in payment_page
     (draft,) = shop_server.query("SELECT token FROM orders")
     before = buyer.get(f"{shop}/orders/{draft['token']}/return", timeout=10).text
-    assert "Go to the payment page" in before and 'id="confirm-step"' not in before
+    assert "Continue to payment" in before and 'id="confirm-step"' not in before
     buyer.post(f"{payment_url}/paid", data=hidden_inputs(payment_page), timeout=10)
     sandbox_server.autopilot_to_done()
 
