@@ -57,7 +57,11 @@ postgresql:
 		fi; \
 	fi
 
-test: $(VENV)/.dev chromium postgresql translations
+# axe-core from npm (package-lock.json pins it), injected by the browser tests; never a CDN.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+test: $(VENV)/.dev chromium postgresql translations node_modules/.package-lock.json
 	$(BIN)/pytest
 
 # The order-status state machine with fresh seeds and many more examples (minutes, not seconds).

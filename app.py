@@ -1,11 +1,12 @@
 """The shop's application factory: `flask --app app run`."""
 
-from flask import Flask, render_template
+from flask import Flask, redirect, render_template, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sandbox
 from shop import (
+    buyer,
     catalog,
     checkout,
     config,
@@ -14,9 +15,11 @@ from shop import (
     discovery,
     i18n,
     ipn,
+    mail,
     merchant,
     reconcile,
     security,
+    words,
 )
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter, request_deadline
 from shop.i18n import N_
@@ -34,11 +37,14 @@ def create_app(test_config=None):
     db.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)
+    words.init_app(app)
+    buyer.init_app(app)
+    mail.init_app(app)
     security.init_app(app)
     sandbox_app = mount_sandbox(app) if app.config["SANDBOX_MODE"] else None
     app.extensions["exchanger"] = exchanger_client(app, sandbox_app)
 
-    for module in (catalog, checkout, ipn, console, i18n):
+    for module in (catalog, checkout, buyer, mail, ipn, console, i18n):
         app.register_blueprint(module.bp)
     # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
     csrf.exempt(ipn.bp)
@@ -48,6 +54,7 @@ def create_app(test_config=None):
         console.console_cli,
         discovery.exchanger_cli,
         merchant.ipn_cli,
+        mail.mail_cli,
         reconcile.reconcile_command,
     ):
         app.cli.add_command(command)
@@ -56,6 +63,10 @@ def create_app(test_config=None):
     # Server-Timing (benchmarks): how long this request waited on the exchanger.
     app.after_request(security.server_timing)
     app.add_url_rule("/health", "health", lambda: "ok\n")
+    # Browsers and crawlers ask for /favicon.ico whatever the page links: no 404 in the log.
+    app.add_url_rule(
+        "/favicon.ico", "favicon", lambda: redirect(url_for("static", filename="favicon.svg"))
+    )
     trust_proxies(app)
     return app
 

@@ -20,7 +20,8 @@ from flask import (
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
-from . import config, orders, routecache, throttle
+from . import config, orders, routecache, throttle, words
+from .buyer import remember_order
 from .catalog import cart_lines, empty_cart
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
@@ -96,8 +97,25 @@ def offers(total):
             )
             continue
         problem = problem_text(offer.problem, route) if offer.problem else None
-        found.append({"route": route, "quote": offer, "problem": problem})
+        found.append(
+            {
+                "route": route,
+                "quote": offer,
+                "problem": problem,
+                "rate": words.rate_text(route),
+                # Limits and reserve mean nothing to a buyer unless this order comes near one.
+                "notes": [] if problem else words.limit_notes(route, offer.send, offer.receive),
+            }
+        )
     return found, stale
+
+
+# Statuses in which the buyer still has something to do on the exchanger's payment page.
+WAITING_FOR_BUYER = ("new", "waitPayment")
+
+
+def time_left_text(minutes):
+    return None if minutes is None else _("Time left to pay: %(minutes)s min.", minutes=minutes)
 
 
 def unavailable(message, retry_url):
@@ -278,6 +296,8 @@ def place_order(page):
     if not is_new:
         # A concurrent submit of the same form won the race: never a second order.
         return redirect(url_for("checkout.pay", token=order["token"]))
+    # Before the buyer leaves for the exchanger: a closed tab must not lose the way back.
+    remember_order(order["token"])
     try:
         created = get_exchanger().create_order(create_payload(order, page.route))
     except ExchangerRejected as exc:
@@ -344,12 +364,17 @@ def order_return(token):
         order = orders.get_order_by_token(token)
     claimed = request.args.get("status", "")
     state = orders.payment_state(order)
+    history = orders.get_history(order["id"])
     return render_template(
         "checkout/return.html",
         order=order,
         items=orders.get_items(order["id"]),
+        line_total=lambda item: Decimal(item["unit_price"]) * item["quantity"],
         state=state,
         state_label=orders.STATE_LABELS[state],
+        steps=words.timeline(order, history),
+        next_step=words.next_step(order),
+        minutes_left=words.minutes_left(order, history),
         final=orders.is_final(order),
         claimed=claimed if claimed in ("success", "error") else None,
         unreachable=asked == UNREACHABLE,
@@ -364,10 +389,18 @@ def order_status(token):
     if asked:
         order = orders.get_order_by_token(token)
     state = orders.payment_state(order)
+    history = orders.get_history(order["id"])
     return jsonify(
         status=order["status"],
+        status_word=words.status_word(order["status"]),
         state=state,
         label=_(orders.STATE_LABELS[state]),
+        steps=words.timeline(order, history),
+        next_step=words.next_step(order),
+        minutes_left=words.minutes_left(order, history),
+        time_left=time_left_text(words.minutes_left(order, history)),
+        # The way back to the exchanger's page stays only while it waits for the buyer.
+        can_pay=orders.exchanger_knows(order) and order["status"] in WAITING_FOR_BUYER,
         final=orders.is_final(order),
         reported_out=order["reported_out"],
         # Whether the exchanger answered this time; None when the shop did not ask (another

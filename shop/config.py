@@ -30,6 +30,14 @@ DEFAULTS = {
     # postgresql://user:password@host/name for a shop on several hosts; unset, the SQLite file
     # DATABASE (instance/shop.sqlite) is the store. Schema changes: `flask init-db`.
     "DATABASE_URL": None,
+    # Buyer mail: smtp://user:pass@host:587 (STARTTLS) or smtps://... ; None keeps mail queued
+    # (in sandbox mode it shows in the sandbox mailbox page instead).
+    "MAIL_URL": None,
+    "MAIL_FROM": "Exchange Shop <shop@localhost>",
+    # Seconds one SMTP connection may take; a down server delays mail, never a page.
+    "MAIL_TIMEOUT": 10,
+    # Attempts before a mail is given up (shown in the console), backing off between them.
+    "MAIL_MAX_ATTEMPTS": 8,
     "SETTLEMENT_XML": "USDTTRC20",
     # The merchant's payout requisites: to-field id (or field name) -> value.
     "PAYOUT_VALUES": {},

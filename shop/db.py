@@ -220,10 +220,10 @@ def now():
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-# The old numbered-SQL runner kept its version in PRAGMA user_version; its last schema (10) is
-# exactly Alembic revision 0001, so such a database is stamped at 0001, never re-created.
-LEGACY_USER_VERSION = 10
-LEGACY_REVISION = "0001"
+# The old numbered-SQL runner kept its version in PRAGMA user_version; the schemas it left
+# are exactly these Alembic revisions, so such a database is stamped, never re-created.
+LEGACY_REVISIONS = {10: "0001", 12: "0002"}
+LEGACY_USER_VERSION = max(LEGACY_REVISIONS)
 
 
 def database_url(config):
@@ -262,8 +262,8 @@ def upgrade(config):
     try:
         with engine.begin() as connection, migration_lock(connection, url):
             before = MigrationContext.configure(connection).get_current_revision()
-            if before is None and stamp_legacy(connection):
-                before = LEGACY_REVISION
+            if before is None:
+                before = stamp_legacy(connection)
             alembic_command.upgrade(alembic_config(connection), "head")
             after = MigrationContext.configure(connection).get_current_revision()
     finally:
@@ -272,21 +272,22 @@ def upgrade(config):
 
 
 def stamp_legacy(connection):
-    """Stamp a SQLite database made by the old runner; refuse one it left half-way."""
+    """Stamp a SQLite database made by the old runner (its revision, or None when it is not
+    one); refuse one it left between two of its versions."""
     if connection.dialect.name != "sqlite":
-        return False
+        return None
     version = connection.exec_driver_sql("PRAGMA user_version").scalar()
     if version == 0:
-        return False
+        return None
     from alembic import command as alembic_command
 
-    if version != LEGACY_USER_VERSION:
+    if version not in LEGACY_REVISIONS:
         raise click.ClickException(
             f"This database is at the old schema version {version}: run `flask init-db` of"
             " the release that made it first, then this one."
         )
-    alembic_command.stamp(alembic_config(connection), LEGACY_REVISION)
-    return True
+    alembic_command.stamp(alembic_config(connection), LEGACY_REVISIONS[version])
+    return LEGACY_REVISIONS[version]
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from flask import abort, current_app
 
+from . import mail
 from .db import execute, get_db, is_postgresql, now, query, query_one, scalar, transaction
 from .i18n import N_
 
@@ -417,6 +418,7 @@ def apply_event(db, order_id, event):
             return decision.outcome
         stamp = now()
         write_order(db, order, event, decision, stamp)
+        mail.enqueue_for(db, order, decision)  # the buyer's mail commits with the change
         if decision.changes_order:
             add_history(
                 db,

@@ -147,3 +147,13 @@ def create_shop(config):
     app = create_app(config)
     db.upgrade(app.config)
     return app
+
+
+def sandbox_currency(xml):
+    """The sandbox's route data for a currency code: what buyer pages must name it by."""
+    from sandbox.routes import RouteBook
+
+    return next(c for c in RouteBook().currencies.values() if c["xml"] == xml)
+
+
+SETTLEMENT = sandbox_currency("USDTTRC20")

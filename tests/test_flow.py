@@ -5,9 +5,11 @@ import re
 import pytest
 import requests
 
+from shop.words import NEXT_STEP, STATUS_WORDS, STEPS
 from tests.conftest import BOTH_ENGINES
 from tests.helpers import (
     BTC_ROUTE,
+    SETTLEMENT,
     add_to_cart_over_http,
     buy_over_http,
     hidden_inputs,
@@ -22,7 +24,7 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
     shop = shop_server.url
 
     add_to_cart_over_http(buyer, shop, "tee", 2)
-    assert "48.00 USDTTRC20" in buyer.get(f"{shop}/cart", timeout=10).text
+    assert f"48.00 {SETTLEMENT['symbol']}" in buyer.get(f"{shop}/cart", timeout=10).text
 
     routes = buyer.get(f"{shop}/checkout", timeout=10).text
     assert f'data-route="{BTC_ROUTE}"' in routes
@@ -49,7 +51,7 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
     assert 'id="confirm"' not in payment_page
     (draft,) = shop_server.query("SELECT token FROM orders")
     before = buyer.get(f"{shop}/orders/{draft['token']}/return", timeout=10).text
-    assert "Go to the payment page" in before and 'id="confirm-step"' not in before
+    assert "Continue to payment" in before and 'id="confirm-step"' not in before
     buyer.post(f"{payment_url}/paid", data=hidden_inputs(payment_page), timeout=10)
     sandbox_server.autopilot_to_done()
 
@@ -66,14 +68,23 @@ def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):
     returned = buyer.get(back, timeout=10).text
     assert 'data-state="paid"' in returned and "Hash T-shirt" in returned
     status = buyer.get(f"{shop}/orders/{order['token']}/status", timeout=10).json()
+    steps = status.pop("steps")
     assert status == {
         "status": "done",
+        "status_word": STATUS_WORDS["done"],
         "state": "paid",
         "label": "paid",
+        "next_step": NEXT_STEP["done"],
+        "can_pay": False,
+        "minutes_left": None,  # paid: no clock
+        "time_left": None,
         "final": True,
         "reported_out": order["reported_out"],
         "unreachable": None,  # final: nothing left to ask
     }
+    # Every step of the timeline reached, each with its time from the status history.
+    assert [s["key"] for s in steps] == [key for key, _label, _statuses in STEPS]
+    assert all(s["done"] and s["time"] for s in steps) and steps[-1]["current"]
 
 
 def test_a_lost_ipn_is_made_good_by_the_return_page(sandbox_server, shop_server):
@@ -125,7 +136,7 @@ def test_the_journey_in_every_variant_with_forgeries(sandbox_server, shop_server
     if variant.get("skip_preview") == "ignored":
         # The exchanger waits for the payer to confirm; the shop's order page says so.
         page = buyer.get(f"{shop}/orders/{order['token']}/return", timeout=10).text
-        assert 'id="confirm-step"' in page and "Go to the payment page" in page
+        assert 'id="confirm-step"' in page and "Continue to payment" in page
         confirm_page = buyer.get(payment_url, timeout=10).text
         assert 'id="confirm"' in confirm_page and 'id="paid"' not in confirm_page
         buyer.post(f"{payment_url}/confirm", data=hidden_inputs(confirm_page), timeout=10)

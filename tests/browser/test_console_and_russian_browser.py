@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import ShopServer
-from tests.helpers import BTC_ADDRESS, buy_over_http
+from tests.helpers import BTC_ADDRESS, SETTLEMENT, buy_over_http
 
 pytestmark = pytest.mark.browser
 PASSWORD = "merchant console password"
@@ -16,7 +16,7 @@ def test_a_russian_buyer_switches_language_and_pays(page, screenshot, sandbox_se
     page.goto(shop_server.url)
     page.get_by_role("button", name="Русский").click()
     expect(page.get_by_role("heading", name="Каталог")).to_be_visible()
-    expect(page.locator("#product-hoodie .price")).to_have_text("49,00 USDTTRC20")
+    expect(page.locator("#product-hoodie .price")).to_have_text(f"49,00 {SETTLEMENT['symbol']}")
     screenshot("catalogue-ru")
 
     page.locator("#product-hoodie").get_by_role("button", name="В корзину").click()

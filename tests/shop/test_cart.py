@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.conftest import UNREACHABLE_SHOP
-from tests.helpers import create_shop, hidden_inputs
+from tests.helpers import SETTLEMENT, create_shop, hidden_inputs
 
 
 def total(client):
@@ -18,7 +18,11 @@ def total(client):
 def test_the_catalogue_lists_products_with_prices_and_images(client):
     html = client.get("/").get_data(as_text=True)
     assert html.count('class="product"') >= 5
-    assert "12.50 USDTTRC20" in html and "/static/img/mug.svg" in html
+    assert (
+        f"12.50 {SETTLEMENT['symbol']}" in html
+        and "USDTTRC20" not in html
+        and "/static/img/mug.svg" in html
+    )
 
 
 def test_add_change_and_remove(client):

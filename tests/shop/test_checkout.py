@@ -210,7 +210,7 @@ def test_the_return_page_shows_the_stored_status_not_the_claim(app, client):
     place_order(client)
     (order,) = rows(app, "SELECT * FROM orders")
     html = client.get(f"/orders/{order['token']}/return?status=success").get_data(as_text=True)
-    assert 'id="claimed"' in html and "page said: success." in html
+    assert 'data-claim="success"' in html and "as soon as the exchanger confirms" in html
     assert 'data-state="pending"' in html
     assert 'data-final="false"' in html
     # The return visit asked the exchanger: the order waits for payment there.

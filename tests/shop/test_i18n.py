@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from tests.helpers import BTC_ROUTE, hidden_inputs, place_order, query
+from tests.helpers import BTC_ROUTE, SETTLEMENT, hidden_inputs, place_order, query
 
 ROOT = Path(__file__).parents[2]
 RU = {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}
@@ -16,7 +16,7 @@ RU = {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}
 def test_the_browsers_language_is_used(client):
     html = client.get("/", headers=RU).get_data(as_text=True)
     assert '<html lang="ru">' in html and "Каталог" in html and "Кружка «Гроссбух»" in html
-    assert "12,50 USDTTRC20" in html
+    assert f"12,50 {SETTLEMENT['symbol']}" in html and SETTLEMENT["name"] in html
 
 
 @pytest.mark.parametrize("header", ["de-DE,de;q=0.9", "", "*", "xx;q=abc"])

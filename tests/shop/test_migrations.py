@@ -93,14 +93,14 @@ def test_an_old_runners_database_is_stamped_and_keeps_its_data(tmp_path):
     assert "empty" not in result.output and "Applied" not in result.output
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("0001",)
+            ("0002",)
         ]
         assert connection.execute("SELECT remote_addr FROM login_attempts").fetchall() == [
             ("192.0.2.1",)
         ]
 
 
-def test_the_first_revision_is_exactly_the_old_runners_last_schema(tmp_path):
+def test_the_alembic_history_makes_exactly_the_old_runners_last_schema(tmp_path):
     legacy_database(str(tmp_path / "old.sqlite")).close()
     db.upgrade({"DATABASE": str(tmp_path / "new.sqlite")})
     old = schema(f"sqlite:///{tmp_path / 'old.sqlite'}")
@@ -130,15 +130,15 @@ def test_starting_never_migrates_and_init_db_is_idempotent(tmp_path):
     again = init_db(tmp_path, path, "db", "upgrade")
     current = init_db(tmp_path, path, "db", "current")
 
-    assert "Applied empty -> 0001." in first.output
+    assert "Applied empty -> 0002." in first.output
     assert "The database is up to date." in again.output
-    assert current.output.strip() == "0001"
+    assert current.output.strip() == "0002"
     assert {"orders", "ipn_log", "status_history"} <= set(schema(f"sqlite:///{path}"))
 
 
 def test_the_same_revision_makes_the_schema_on_postgresql(postgres):
     url = postgres.database()
-    assert db.upgrade({"DATABASE_URL": url}) == ["empty -> 0001"]
+    assert db.upgrade({"DATABASE_URL": url}) == ["empty -> 0002"]
     assert db.upgrade({"DATABASE_URL": url}) == []
 
     tables = schema(db.database_url({"DATABASE_URL": url}))
@@ -153,6 +153,7 @@ def test_the_same_revision_makes_the_schema_on_postgresql(postgres):
         "console_unlock_codes",
         "console_sessions",
         "checkout_attempts",
+        "mail_outbox",
     }
     columns = {c[0]: c[1] for c in tables["orders"]["columns"]}
     # Money is NUMERIC, never a float; millisecond timestamps need 64 bits.
@@ -169,3 +170,14 @@ def test_the_same_revision_makes_the_schema_on_postgresql(postgres):
 def test_every_spelling_of_a_postgresql_url_uses_psycopg_3(scheme):
     url = db.database_url({"DATABASE_URL": f"{scheme}://shop:pw@db.example/shop"})
     assert url.drivername == "postgresql+psycopg" and url.host == "db.example"
+
+
+def test_an_old_runners_earlier_version_is_stamped_then_upgraded(tmp_path):
+    path = str(tmp_path / "shop.sqlite")
+    legacy_database(path, up_to=10).close()
+
+    result = init_db(tmp_path, path)
+
+    assert result.exit_code == 0, result.output
+    assert "Applied 0001 -> 0002." in result.output
+    assert "mail_outbox" in schema(f"sqlite:///{path}")
