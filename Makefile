@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run instance-config test fuzz bench lint format chromium wrk translations clean
+.PHONY: run instance-config test fuzz bench lint format chromium postgresql wrk translations clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,7 @@ instance-config: $(VENV)/.runtime
 translations: $(VENV)/.runtime
 	$(BIN)/pybabel compile --statistics -d translations
 
+# Starting the shop never migrates: init-db (Alembic's upgrade) runs first, as a deploy would.
 run: $(VENV)/.runtime instance-config translations
 	$(BIN)/flask --app app init-db
 	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
@@ -44,11 +45,23 @@ endef
 chromium:
 	$(call debian_package,chromium,test)
 
+# Debian's PostgreSQL server programs: the tests start their own server in a temporary folder
+# (tests/postgres.py), so the package's own service is never needed.
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+		else \
+			echo "postgresql is missing: run 'sudo apt-get install -y postgresql', then 'make test' again."; \
+			exit 1; \
+		fi; \
+	fi
+
 # axe-core from npm (package-lock.json pins it), injected by the browser tests; never a CDN.
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-test: $(VENV)/.dev chromium translations node_modules/.package-lock.json
+test: $(VENV)/.dev chromium postgresql translations node_modules/.package-lock.json
 	$(BIN)/pytest
 
 # The order-status state machine with fresh seeds and many more examples (minutes, not seconds).
@@ -60,7 +73,7 @@ wrk:
 	$(call debian_package,wrk,bench)
 
 # Every benchmark, about 3 minutes; the figures go into bench/README.md by hand.
-bench: $(VENV)/.dev translations wrk
+bench: $(VENV)/.dev translations wrk postgresql
 	$(BIN)/python -m bench.ipn
 	$(BIN)/python -m bench.flood
 	$(BIN)/python -m bench.pages

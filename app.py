@@ -16,6 +16,7 @@ from shop import (
     i18n,
     ipn,
     mail,
+    merchant,
     reconcile,
     security,
     words,
@@ -32,26 +33,35 @@ def create_app(test_config=None):
     """Build the shop: config, database, exchanger client, blueprints, and the sandbox if needed."""
     app = Flask(__name__, instance_relative_config=True)
     config.load(app, test_config)
+    # Extensions and hooks: each module's init_app adds only its own.
     db.init_app(app)
     csrf.init_app(app)
     i18n.init_app(app)
     words.init_app(app)
-    app.extensions["exchanger"] = exchanger_client(app)
-
-    app.register_blueprint(catalog.bp)
-    app.register_blueprint(checkout.bp)
     buyer.init_app(app)
     mail.init_app(app)
-    app.register_blueprint(ipn.bp)
-    app.register_blueprint(console.bp)
-    app.cli.add_command(console.console_cli)
-    app.cli.add_command(discovery.exchanger_cli)
+    security.init_app(app)
+    sandbox_app = mount_sandbox(app) if app.config["SANDBOX_MODE"] else None
+    app.extensions["exchanger"] = exchanger_client(app, sandbox_app)
+
+    for module in (catalog, checkout, buyer, mail, ipn, console, i18n):
+        app.register_blueprint(module.bp)
     # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
     csrf.exempt(ipn.bp)
-    app.cli.add_command(ipn.ipn_cli)
-    reconcile.init_app(app)
+    for command in (
+        db.init_db_command,
+        db.db_cli,
+        console.console_cli,
+        discovery.exchanger_cli,
+        merchant.ipn_cli,
+        mail.mail_cli,
+        reconcile.reconcile_command,
+    ):
+        app.cli.add_command(command)
+
     register_error_pages(app)
-    security.init_app(app)
+    # Server-Timing (benchmarks): how long this request waited on the exchanger.
+    app.after_request(security.server_timing)
     app.add_url_rule("/health", "health", lambda: "ok\n")
     # Browsers and crawlers ask for /favicon.ico whatever the page links: no 404 in the log.
     app.add_url_rule(
@@ -74,16 +84,26 @@ def trust_proxies(app):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
-def exchanger_client(app):
+def exchanger_client(app, sandbox_app=None):
     """The client for EXCHANGER_URL, or for the embedded sandbox mounted at /sandbox."""
     settings = {
         "api_key": app.config["EXCHANGER_API_KEY"],
         "api_secret": app.config["EXCHANGER_API_SECRET"],
         "timeout": app.config["EXCHANGER_TIMEOUT"],
         "deadline": request_deadline,
+        # Each call's time, for this request's Server-Timing header.
+        "observe": security.record_exchanger_call,
     }
-    if not app.config["SANDBOX_MODE"]:
+    if sandbox_app is None:
         return ExchangerClient(app.config["EXCHANGER_URL"], **settings)
+    client = ExchangerClient(app.config["PUBLIC_URL"] + SANDBOX_PREFIX, **settings)
+    # In-process calls: a single-threaded server calling itself over HTTP would deadlock.
+    client.session.mount(client.base_url, LocalWSGIAdapter(sandbox_app, SANDBOX_PREFIX))
+    return client
+
+
+def mount_sandbox(app):
+    """The embedded sandbox exchanger, served at PUBLIC_URL/sandbox (no real money)."""
     sandbox_app = sandbox.create_app(
         {
             "DATABASE": app.config["DATABASE"] + ".sandbox",
@@ -99,10 +119,7 @@ def exchanger_client(app):
         app.config["PUBLIC_URL"],
         SANDBOX_PREFIX,
     )
-    client = ExchangerClient(app.config["PUBLIC_URL"] + SANDBOX_PREFIX, **settings)
-    # In-process calls: a single-threaded server calling itself over HTTP would deadlock.
-    client.session.mount(client.base_url, LocalWSGIAdapter(sandbox_app, SANDBOX_PREFIX))
-    return client
+    return sandbox_app
 
 
 def register_error_pages(app):

@@ -1,9 +1,10 @@
 """Chaos: many orders through the real HTTP flow with every fault on, then reconciliation.
 
-    python -m bench.chaos [--orders 1000] [--buyers 8] [--seed 1]
+    python -m bench.chaos [--orders 1000] [--buyers 8] [--seed 1] [--database postgresql]
 
 The sandbox runs live on 127.0.0.1, the shop under gunicorn with the README's setting (2
-workers x 8 threads). IPNs are dropped, duplicated, delayed (so they arrive out of order) and
+workers x 8 threads); with --database postgresql, two such shops (two hosts) share one
+PostgreSQL server started here, and every buyer's requests alternate between them. IPNs are dropped, duplicated, delayed (so they arrive out of order) and
 forged; a share of API calls fail in every way the sandbox knows, hang past the shop's
 timeout, or answer late. While the exchanger walks paid orders to done, buyers' status pages
 poll it, so slow poll answers race the IPNs, and polls see a final state before the late IPNs
@@ -36,7 +37,7 @@ from bench.common import GUNICORN_SHOP, Server, shop_env
 from sandbox.autopilot import run_due
 from shop.orders import FINAL, payment_state
 from shop.reconcile import reconcile_all
-from tests.helpers import BTC_ADDRESS, BTC_ROUTE, hidden_inputs
+from tests.helpers import BTC_ADDRESS, BTC_ROUTE, hidden_inputs, query
 from tests.servers import LiveServer
 
 FAULTS = {
@@ -71,7 +72,7 @@ REFUNDED_AFTER_DONE = 0.05
 class Chaos:
     """One run: the two servers, the buyers, the operator, and what everyone saw."""
 
-    def __init__(self, orders, buyers, seed, folder):
+    def __init__(self, orders, buyers, seed, folder, database_url=None):
         self.orders, self.buyers, self.seed = orders, buyers, seed
         self.sandbox_app = sandbox.create_app(
             {
@@ -83,7 +84,7 @@ class Chaos:
         )
         self.sandbox = self.sandbox_app.extensions["sandbox"]
         self.sandbox_server = LiveServer(self.sandbox_app)
-        env = shop_env(folder, self.sandbox_server.url, **SHOP_SETTINGS)
+        env = shop_env(folder, self.sandbox_server.url, database_url, **SHOP_SETTINGS)
         # In-process too, for reconcile and for reading; made first, so the schema is there
         # before gunicorn's workers start.
         self.shop_app = create_app(
@@ -91,24 +92,38 @@ class Chaos:
                 "TESTING": True,
                 "SECRET_KEY": env["FLASK_SECRET_KEY"],
                 "DATABASE": env["FLASK_DATABASE"],
+                "DATABASE_URL": database_url,
                 "EXCHANGER_URL": self.sandbox_server.url,
                 "PAYOUT_VALUES": json.loads(env["FLASK_PAYOUT_VALUES"]),
                 **SHOP_SETTINGS,
             }
         )
-        self.shop = Server("app:create_app()", env, **GUNICORN_SHOP)
-        self.shop_app.config["PUBLIC_URL"] = self.shop.url
+        # Two hosts on PostgreSQL: nothing shared but the database (and the secret key, as a
+        # deploy sets it), each its own PUBLIC_URL, so IPNs go to the host that made the order.
+        self.shops = [
+            Server("app:create_app()", env, **GUNICORN_SHOP)
+            for _ in range(2 if database_url else 1)
+        ]
+        self.shop_app.config["PUBLIC_URL"] = self.shops[0].url
+        self.requests_made = 0
         self.statuses = Counter()
         self.kills = 0
         self.lock = threading.Lock()
 
     def stop(self):
-        self.shop.stop()
+        for shop in self.shops:
+            shop.stop()
         self.sandbox_server.stop()
+
+    def host(self):
+        """The shop to send the next request to: the hosts in turn, as a balancing proxy does."""
+        with self.lock:
+            self.requests_made += 1
+            return self.shops[self.requests_made % len(self.shops)].url
 
     def kill_a_worker(self):
         """SIGKILL one gunicorn worker, whatever it is doing; the master starts another."""
-        os.kill(self.shop.worker_pids()[0], signal.SIGKILL)
+        os.kill(self.shops[self.kills % len(self.shops)].worker_pids()[0], signal.SIGKILL)
         self.kills += 1
 
     # -- buyers --------------------------------------------------------------------------------
@@ -131,7 +146,7 @@ class Chaos:
         buyer = requests.Session()
         if not self.fill_cart(buyer, rng.choice(PRODUCTS)):
             return "gave up"
-        shop = self.shop.url
+        shop = self.host()
         for _ in range(6):
             form = self.call(buyer, "GET", f"{shop}/checkout/{BTC_ROUTE}")
             if form is None or form.status_code != 200:
@@ -150,12 +165,12 @@ class Chaos:
 
     def fill_cart(self, buyer, product):
         for _ in range(6):
-            home = self.call(buyer, "GET", f"{self.shop.url}/")
+            home = self.call(buyer, "GET", f"{self.host()}/")
             if home is None or home.status_code != 200:
                 continue
             data = {"csrf_token": hidden_inputs(home.text)["csrf_token"], "product_id": product}
             added = self.call(
-                buyer, "POST", f"{self.shop.url}/cart/add", data={**data, "quantity": "1"}
+                buyer, "POST", f"{self.host()}/cart/add", data={**data, "quantity": "1"}
             )
             if added is not None and added.status_code < 400:
                 return True
@@ -171,7 +186,7 @@ class Chaos:
         if rng.random() < 0.5:
             # Some buyers come back at once: the return page asks the exchanger (order/get).
             token = self.shop_token_for(payment_page.url)
-            self.call(buyer, "GET", f"{self.shop.url}/orders/{token}/return")
+            self.call(buyer, "GET", f"{self.host()}/orders/{token}/return")
         return fate
 
     def shop_token_for(self, payment_url):
@@ -187,9 +202,7 @@ class Chaos:
         ]
         buyer = requests.Session()
         list(
-            pool.map(
-                lambda t: self.call(buyer, "GET", f"{self.shop.url}/orders/{t}/status"), tokens
-            )
+            pool.map(lambda t: self.call(buyer, "GET", f"{self.host()}/orders/{t}/status"), tokens)
         )
 
     # -- the exchanger's side ------------------------------------------------------------------
@@ -245,7 +258,7 @@ class Chaos:
         return rows_of(self.sandbox_app.config["DATABASE"], sql, args)
 
     def shop_rows(self, sql, *args):
-        return rows_of(self.shop_app.config["DATABASE"], sql, args)
+        return query(self.shop_app.config, sql, *args)
 
     def reconcile(self):
         with self.shop_app.app_context():
@@ -310,10 +323,10 @@ def rows_of(database, sql, args):
         db.close()
 
 
-def run(orders=1000, buyers=8, seed=1, folder=None):
+def run(orders=1000, buyers=8, seed=1, folder=None, database_url=None):
     """Run the scenario; returns a dict of counts (and prints nothing)."""
     with tempfile.TemporaryDirectory() as scratch:
-        chaos = Chaos(orders, buyers, seed, Path(folder or scratch))
+        chaos = Chaos(orders, buyers, seed, Path(folder or scratch), database_url)
         try:
             return play(chaos, random.Random(seed))
         finally:
@@ -346,6 +359,7 @@ def play(chaos, rng):
         "sandbox orders": len(chaos.sandbox_rows("SELECT uid FROM orders")),
         "comparison": dict(chaos.compare()),
         "http statuses seen by buyers": dict(chaos.statuses),
+        "shop hosts": len(chaos.shops),
         "gunicorn workers killed": chaos.kills,
         "ipns dropped": sum(d["outcome"] == "dropped" for d in deliveries),
         "ipns duplicated": sum(d["kind"] == "duplicate" for d in deliveries),
@@ -368,8 +382,19 @@ def main():
     parser.add_argument("--orders", type=int, default=1000)
     parser.add_argument("--buyers", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
-    print(json.dumps(run(args.orders, args.buyers, args.seed), indent=2))
+    if args.database == "sqlite":
+        print(json.dumps(run(args.orders, args.buyers, args.seed), indent=2))
+        return
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer(durable=True)
+    try:
+        report = run(args.orders, args.buyers, args.seed, database_url=server.database())
+    finally:
+        server.stop()
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -30,27 +30,51 @@ PAYOUT = {"65f0c0ffee00000000000d10": "TBenchPayoutWa11etNotTheDemoXqzzzz"}
 GUNICORN_SHOP = {"workers": 2, "threads": 8, "timeout": 30}
 
 
-def insert_open_orders(database, orders):
-    """Open orders as checkout leaves them: (exchanger id, uid, secret, ipnSecret) each."""
-    from shop.db import connect, migrate
+def store_config(database, database_url=None):
+    """The shop's database settings: a SQLite path, and a PostgreSQL URL when given."""
+    return {"DATABASE": str(database), "DATABASE_URL": database_url}
 
-    migrate(database)
-    db = connect(database)
-    db.execute("BEGIN")
-    db.executemany(
-        "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
-        " route_id, from_xml, from_name, to_xml, send_amount, requisites, ipn_secret, status,"
-        " exchanger_id, exchanger_uid, exchanger_secret)"
-        " VALUES (?, ?, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 'en',"
-        " 'USDTTRC20', '12.50', 'r', 'BTC', 'Bitcoin', 'USDTTRC20', '0.00021012', '[]', ?, 'new',"
-        " ?, ?, ?)",
-        [
-            (f"t{uid}", f"k{uid}", ipn_secret, order_id, uid, secret)
-            for order_id, uid, secret, ipn_secret in orders
-        ],
-    )
-    db.execute("COMMIT")
-    db.close()
+
+def insert_open_orders(database, orders, database_url=None):
+    """Open orders as checkout leaves them: (exchanger id, uid, secret, ipnSecret) each."""
+    from shop.db import execute, make_engine, transaction, upgrade
+
+    config = store_config(database, database_url)
+    upgrade(config)
+    engine = make_engine(config)
+    with engine.connect() as db, transaction(db):
+        execute(
+            db,
+            "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency,"
+            " price, route_id, from_xml, from_name, to_xml, send_amount, requisites, ipn_secret,"
+            " status, exchanger_id, exchanger_uid, exchanger_secret)"
+            " VALUES (:token, :key, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00',"
+            " 'en', 'USDTTRC20', '12.50', 'r', 'BTC', 'Bitcoin', 'USDTTRC20', '0.00021012', '[]',"
+            " :ipn_secret, 'new', :order_id, :uid, :secret)",
+            [
+                {
+                    "token": f"t{uid}",
+                    "key": f"k{uid}",
+                    "ipn_secret": ipn_secret,
+                    "order_id": order_id,
+                    "uid": uid,
+                    "secret": secret,
+                }
+                for order_id, uid, secret, ipn_secret in orders
+            ],
+        )
+    engine.dispose()
+
+
+def count_rows(database, sql, database_url=None):
+    """One number from the shop's database (SQLite or PostgreSQL)."""
+    from shop.db import make_engine, scalar
+
+    engine = make_engine(store_config(database, database_url))
+    with engine.connect() as db:
+        value = scalar(db, sql)
+    engine.dispose()
+    return value
 
 
 def free_port():
@@ -93,7 +117,8 @@ class Server:
             try:
                 if requests.get(self.url + path, timeout=1).status_code < 500:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or a worker still importing the app on a busy machine.
                 time.sleep(0.1)
         raise RuntimeError("gunicorn did not start in 30 s")
 
@@ -129,7 +154,11 @@ def sandbox_server(folder, latency=0.0, threads=32):
     return Server("sandbox:create_app()", env, workers=1, threads=threads, ready_path="/operator")
 
 
-def shop_env(folder, exchanger_url, **settings):
+def shop_env(folder, exchanger_url, database_url=None, **settings):
+    from shop.db import upgrade
+
+    # The deploy step (`flask init-db`): starting the shop never migrates.
+    upgrade(store_config(folder / "shop.sqlite", database_url))
     env = {
         "FLASK_SECRET_KEY": "benchmark-secret-key-0123456789abcdef",
         "FLASK_DATABASE": str(folder / "shop.sqlite"),
@@ -140,6 +169,8 @@ def shop_env(folder, exchanger_url, **settings):
         "FLASK_CHECKOUT_LIMIT_PER_SESSION": "1000000",
         "FLASK_CHECKOUT_LIMIT_PER_ADDRESS": "1000000",
     }
+    if database_url:
+        env["FLASK_DATABASE_URL"] = database_url
     env.update(
         {
             f"FLASK_{name}": value if isinstance(value, str) else json.dumps(value)

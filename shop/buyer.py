@@ -4,7 +4,6 @@ from flask import Blueprint, render_template, session
 
 from . import orders
 from .catalog import cart_quantities
-from .db import get_db
 
 bp = Blueprint("buyer", __name__)
 
@@ -29,8 +28,7 @@ def remembered_orders():
     """This browser's orders, newest first; tokens of orders that no longer exist are skipped."""
     tokens = remembered_tokens()
     # At most REMEMBERED_ORDERS lookups, each by the unique token index.
-    db = get_db()
-    rows = (db.execute("SELECT * FROM orders WHERE token = ?", (t,)).fetchone() for t in tokens)
+    rows = (orders.find_by_token(t) for t in tokens)
     return [row for row in rows if row is not None]
 
 
@@ -46,7 +44,6 @@ def your_orders():
 
 
 def init_app(app):
-    app.register_blueprint(bp)
 
     @app.context_processor
     def header_counts():

@@ -27,6 +27,9 @@ DEFAULTS = {
     # well under the worker timeout (gunicorn's --timeout 30), so a slow exchanger never gets
     # a worker killed, and buyers hear "try again" instead of waiting on a dead page.
     "EXCHANGER_BUDGET_SECONDS": 12,
+    # postgresql://user:password@host/name for a shop on several hosts; unset, the SQLite file
+    # DATABASE (instance/shop.sqlite) is the store. Schema changes: `flask init-db`.
+    "DATABASE_URL": None,
     # Buyer mail: smtp://user:pass@host:587 (STARTTLS) or smtps://... ; None keeps mail queued
     # (in sandbox mode it shows in the sandbox mailbox page instead).
     "MAIL_URL": None,

@@ -23,7 +23,7 @@ from flask import (
 from flask.cli import AppGroup
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import ipn, logins, orders
+from . import logins, orders
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, get_exchanger
 from .forms import ButtonForm, IpnFilterForm, LoginForm, OrderFilterForm, ReviewForm
@@ -70,6 +70,12 @@ def safe_next(target):
 @bp.route("/login", methods=("GET", "POST"))
 def login():
     """Password login; past the guessing limit, a one-time code from `flask console unlock`."""
+    with logins.one_attempt_at_a_time():
+        return attempt_login()
+
+
+def attempt_login():
+    """The login form, and one attempt at it when posted."""
     form = LoginForm()
     blocked = logins.limited()
     if form.validate_on_submit():
@@ -275,12 +281,12 @@ def ipn_log():
     form = IpnFilterForm(request.args)
     outcome = form.outcome.data if form.validate() and form.outcome.data else None
     page = page_number()
-    rows = ipn.log_entries(outcome, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
+    rows = orders.ipn_log_entries(outcome, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
     return render_template(
         "console/ipn.html",
         form=form,
         entries=rows[:PAGE_SIZE],
-        suppressed=ipn.suppressed_entries(),
+        suppressed=orders.ipn_log_suppressed(),
         page=page,
         has_next=len(rows) > PAGE_SIZE,
         args={k: v for k, v in request.args.items() if k != "page"},

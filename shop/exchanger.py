@@ -494,3 +494,15 @@ class LocalWSGIAdapter(BaseAdapter):
 
     def close(self):
         self.pool.shutdown(wait=False)
+
+
+def post_form(url, fields, timeout=(3, 10)):
+    """POST a form and return (HTTP status, body text): `flask ipn send` posting a test IPN
+    to the shop's own /ipn as the exchanger would. Not an exchanger call, but here so that
+    every outbound HTTP request of the shop lives in this one module, with its timeouts and
+    its one error family."""
+    try:
+        answer = requests.post(url, data=fields, timeout=timeout)
+    except requests.RequestException as exc:
+        raise ExchangerUnavailable(type(exc).__name__) from None
+    return answer.status_code, answer.text

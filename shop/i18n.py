@@ -97,7 +97,6 @@ def init_app(app):
         app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS)
     )
     app.jinja_env.filters["money"] = money
-    app.register_blueprint(bp)
 
     @app.context_processor
     def language_switch():

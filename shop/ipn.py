@@ -8,18 +8,14 @@ import hashlib
 import hmac
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl
 
-import click
-import requests
 from flask import Blueprint, current_app, g, request
-from flask.cli import AppGroup
 
 from . import orders
-from .db import get_db, now, transaction
+from .db import execute, get_db, now, query, query_one, scalar, transaction
 
 bp = Blueprint("ipn", __name__)
 
@@ -219,23 +215,19 @@ def find_order(db, fields):
     """The order this IPN is for, proven by its checksum; Rejected(403) otherwise.
 
     An unknown orderId may be an order whose order/create answer never reached us: the checksum
-    with one of the waiting drafts' random secrets identifies it, and fills in its ids.
+    with one of the waiting drafts' random secrets identifies it. Its ids are filled in later,
+    inside the IPN's own transaction (orders.claim_draft), together with the status change.
     """
-    order = db.execute(
-        "SELECT * FROM orders WHERE exchanger_id = ?", (fields["orderId"],)
-    ).fetchone()
+    order = query_one(
+        db, "SELECT * FROM orders WHERE exchanger_id = :id", {"id": fields["orderId"]}
+    )
     if order is not None:
         if signed_by(fields, order["ipn_secret"]):
             return order
         raise Rejected(403, "checksum does not match")
     for draft in drafts_in_limbo(db, fields):
         if signed_by(fields, draft["ipn_secret"]):
-            with transaction(db):
-                db.execute(
-                    "UPDATE orders SET exchanger_id = ?, exchanger_uid = ?, updated_at = ? WHERE id = ?",
-                    (fields["orderId"], int(fields["orderUID"]), now(), draft["id"]),
-                )
-            return db.execute("SELECT * FROM orders WHERE id = ?", (draft["id"],)).fetchone()
+            return draft
     raise Rejected(403, "unknown order")
 
 
@@ -251,16 +243,18 @@ def drafts_in_limbo(db, fields):
     young = datetime.now(UTC) - LIMBO_WINDOW
     # 'draft' spelled out (orders.DRAFT): SQLite uses the partial index orders_in_limbo only
     # when the query's own text implies its WHERE.
-    return db.execute(
-        "SELECT * FROM orders WHERE status = 'draft' AND exchanger_id IS NULL AND from_xml = ?"
-        " AND to_xml = ? AND created_at >= ? ORDER BY created_at DESC LIMIT ?",
-        (
-            fields["xml_from"],
-            fields["xml_to"],
-            young.isoformat(timespec="seconds"),
-            MAX_DRAFTS_TRIED,
-        ),
-    ).fetchall()
+    return query(
+        db,
+        "SELECT * FROM orders WHERE status = 'draft' AND exchanger_id IS NULL"
+        " AND from_xml = :from_xml AND to_xml = :to_xml AND created_at >= :young"
+        " ORDER BY created_at DESC LIMIT :limit",
+        {
+            "from_xml": fields["xml_from"],
+            "to_xml": fields["xml_to"],
+            "young": young.isoformat(timespec="seconds"),
+            "limit": MAX_DRAFTS_TRIED,
+        },
+    )
 
 
 def check_matches(order, fields):
@@ -290,18 +284,24 @@ def over_allowance(db):
     genuine IPNs never loses the log-first line, while junk soon stops being stored.
     """
     config, since = current_app.config, _minute_ago()
-    mine = db.execute(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE remote_addr = ?"
-        " AND outcome IN ('received', 'rejected') AND received_at >= ? LIMIT ?)",
-        (request.remote_addr, since, config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]),
-    ).fetchone()[0]
+    mine = scalar(
+        db,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE remote_addr = :addr"
+        " AND outcome IN ('received', 'rejected') AND received_at >= :since LIMIT :limit) AS recent",
+        {
+            "addr": request.remote_addr,
+            "since": since,
+            "limit": config["IPN_LOG_PER_ADDRESS_PER_MINUTE"],
+        },
+    )
     if mine >= config["IPN_LOG_PER_ADDRESS_PER_MINUTE"]:
         return True
-    everyone = db.execute(
+    everyone = scalar(
+        db,
         "SELECT COUNT(*) FROM (SELECT 1 FROM ipn_log WHERE outcome IN ('received', 'rejected')"
-        " AND received_at >= ? LIMIT ?)",
-        (since, config["IPN_LOG_PER_MINUTE"]),
-    ).fetchone()[0]
+        " AND received_at >= :since LIMIT :limit) AS recent",
+        {"since": since, "limit": config["IPN_LOG_PER_MINUTE"]},
+    )
     return everyone >= config["IPN_LOG_PER_MINUTE"]
 
 
@@ -324,48 +324,62 @@ def log_received(db, body):
     with transaction(db, durable=False):
         if over_allowance(db):
             return None
-        cursor = db.execute(
+        return scalar(
+            db,
             "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body, outcome)"
-            " VALUES (?, ?, ?, ?, ?, 'received')",
-            (now(), request.remote_addr, (request.content_type or "")[:200], _headers(), prefix),
+            " VALUES (:now, :addr, :type, :headers, :body, 'received') RETURNING id",
+            {
+                "now": now(),
+                "addr": request.remote_addr,
+                "type": (request.content_type or "")[:200],
+                "headers": _headers(),
+                "body": prefix,
+            },
         )
-    return cursor.lastrowid
 
 
 def log_outcome(db, log_id, outcome, reason, order_id=None, checksum_field=None):
     """Record what became of an IPN: a genuine one whole; a rejected one as its logged prefix,
     or, past the allowance, whole if it names a known order (a few an hour), else as a count."""
     rejected = outcome == "rejected"
+    values = {
+        "outcome": outcome,
+        "reason": reason,
+        "order_id": order_id,
+        "body": _body(),
+        "checksum_field": checksum_field,
+    }
     # Junk is evidence, not money: no fsync of its own.
     with transaction(db, durable=not rejected):
         if log_id is not None and rejected:
-            db.execute(
-                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ? WHERE id = ?",
-                (outcome, reason, order_id, log_id),
+            execute(
+                db,
+                "UPDATE ipn_log SET outcome = :outcome, reason = :reason, order_id = :order_id"
+                " WHERE id = :id",
+                {"outcome": outcome, "reason": reason, "order_id": order_id, "id": log_id},
             )
         elif log_id is not None:
-            db.execute(
-                "UPDATE ipn_log SET outcome = ?, reason = ?, order_id = ?, body = ?,"
-                " checksum_field = ? WHERE id = ?",
-                (outcome, reason, order_id, _body(), checksum_field, log_id),
+            execute(
+                db,
+                "UPDATE ipn_log SET outcome = :outcome, reason = :reason, order_id = :order_id,"
+                " body = :body, checksum_field = :checksum_field WHERE id = :id",
+                {**values, "id": log_id},
             )
         elif rejected and not (order_id and room_for_order(db, order_id)):
             count_suppressed(db)
         else:
-            db.execute(
+            execute(
+                db,
                 "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body,"
-                " outcome, reason, order_id, checksum_field) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    now(),
-                    request.remote_addr,
-                    (request.content_type or "")[:200],
-                    _headers(),
-                    _body(),
-                    outcome,
-                    reason,
-                    order_id,
-                    checksum_field,
-                ),
+                " outcome, reason, order_id, checksum_field) VALUES (:now, :addr, :type,"
+                " :headers, :body, :outcome, :reason, :order_id, :checksum_field)",
+                {
+                    **values,
+                    "now": now(),
+                    "addr": request.remote_addr,
+                    "type": (request.content_type or "")[:200],
+                    "headers": _headers(),
+                },
             )
 
 
@@ -390,26 +404,36 @@ def order_named(db, body, fields):
             return None
     if not isinstance(named, str) or not TOKEN.match(named):
         return None
-    order = db.execute("SELECT id FROM orders WHERE exchanger_id = ?", (named,)).fetchone()
+    order = query_one(db, "SELECT id FROM orders WHERE exchanger_id = :id", {"id": named})
     return None if order is None else order["id"]
 
 
 def room_for_order(db, order_id):
     since = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
-    kept = db.execute(
-        "SELECT COUNT(*) FROM ipn_log WHERE order_id = ? AND outcome = 'rejected'"
-        " AND received_at >= ?",
-        (order_id, since),
-    ).fetchone()[0]
+    kept = scalar(
+        db,
+        "SELECT COUNT(*) FROM ipn_log WHERE order_id = :order_id AND outcome = 'rejected'"
+        " AND received_at >= :since",
+        {"order_id": order_id, "since": since},
+    )
     return kept < REJECTED_KEPT_PER_ORDER
 
 
 def count_suppressed(db):
-    db.execute(
-        "INSERT INTO ipn_log_suppressed (minute, remote_addr, count, bytes) VALUES (?, ?, 1, ?)"
-        " ON CONFLICT (minute, remote_addr) DO UPDATE SET count = count + 1,"
-        " bytes = bytes + excluded.bytes",
-        (now()[:16], request.remote_addr or "", len(g.get("ipn_body", b""))),
+    # One statement that inserts or adds: hosts counting the same minute and address at once
+    # meet on the primary key, and the loser's insert turns into the update (no lost count).
+    execute(
+        db,
+        "INSERT INTO ipn_log_suppressed (minute, remote_addr, count, bytes)"
+        " VALUES (:minute, :addr, 1, :bytes)"
+        " ON CONFLICT (minute, remote_addr) DO UPDATE SET"
+        " count = ipn_log_suppressed.count + 1,"
+        " bytes = ipn_log_suppressed.bytes + excluded.bytes",
+        {
+            "minute": now()[:16],
+            "addr": request.remote_addr or "",
+            "bytes": len(g.get("ipn_body", b"")),
+        },
     )
 
 
@@ -429,8 +453,8 @@ def receive():
     try:
         if len(body) > current_app.config["IPN_MAX_BYTES"]:
             raise Rejected(400, "body too large")
-        query = list(request.args.items(multi=True))
-        fields = parse(body, request.mimetype, query)
+        query_args = list(request.args.items(multi=True))
+        fields = parse(body, request.mimetype, query_args)
         order = find_order(db, fields)
         check_matches(order, fields)
     except Rejected as exc:
@@ -447,22 +471,14 @@ def receive():
             in_amount=Decimal(fields["inAmount"]),
             out_amount=Decimal(fields["outAmount"]),
         )
+        if order["exchanger_id"] is None and not orders.claim_draft(db, order["id"], fields):
+            log_outcome(db, log_id, "rejected", "the draft was claimed by another order")
+            return "Forbidden\n", 403
         outcome = orders.apply_event(db, order["id"], event)
         # Which field held the checksum that verified, for `flask ipn inspect`.
         where = verifying_field(fields, order["ipn_secret"])
         log_outcome(db, log_id, outcome, None, order["id"], checksum_field=where)
     return "OK\n", 200
-
-
-def suppressed_entries(limit=20):
-    """The latest per-minute counts of rejected IPNs that were not logged one by one."""
-    return (
-        get_db()
-        .execute(
-            "SELECT * FROM ipn_log_suppressed ORDER BY minute DESC, count DESC LIMIT ?", (limit,)
-        )
-        .fetchall()
-    )
 
 
 def with_arrived(reason, fields):
@@ -472,102 +488,3 @@ def with_arrived(reason, fields):
     return f"{reason} (checksum tried: {', '.join(w for w, _ in fields['_candidates'])};" + (
         f" arrived: {fields['_arrived']})"
     )
-
-
-def log_entries(outcome=None, limit=50, offset=0):
-    """IPN log rows, newest first, with the token of the order each was for."""
-    return (
-        get_db()
-        .execute(
-            "SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id"
-            " WHERE ? IS NULL OR l.outcome = ? ORDER BY l.id DESC LIMIT ? OFFSET ?",
-            (outcome, outcome, limit, offset),
-        )
-        .fetchall()
-    )
-
-
-# -- command line: a test trigger for merchants, and log upkeep -------------------------------
-
-ipn_cli = AppGroup("ipn", help="Send test IPNs to this shop; inspect and prune the IPN log.")
-
-
-def test_fields(order, status, stale, amount, bad_hash):
-    """An IPN for order as the exchanger would sign it (or deliberately not)."""
-    last = order["last_event_ms"] or 0
-    timestamp = max(last - 1, 0) if stale else max(int(time.time() * 1000), last + 1)
-    fields = {
-        "orderUID": str(order["exchanger_uid"]),
-        "orderId": order["exchanger_id"],
-        "newStatus": status,
-        "inAmount": order["reported_in"] or order["send_amount"],
-        "outAmount": amount or order["price"],
-        "xml_from": order["from_xml"],
-        "xml_to": order["to_xml"],
-        "timestamp": str(timestamp),
-    }
-    secret = "not-the-secret" if bad_hash else order["ipn_secret"]
-    fields["hash"] = checksum(fields, secret)
-    return fields
-
-
-@ipn_cli.command("send")
-@click.argument("token")
-@click.argument("status", type=click.Choice(orders.EXCHANGER_STATUSES))
-@click.option("--stale", is_flag=True, help="Date it before the last IPN the order applied.")
-@click.option("--duplicate", is_flag=True, help="Send the same IPN twice.")
-@click.option("--bad-hash", is_flag=True, help="Sign it with the wrong secret.")
-@click.option("--amount", help="The outAmount to report (default: the order's price).")
-def send_command(token, status, stale, duplicate, bad_hash, amount):
-    """Post a signed IPN for the order TOKEN to this shop's own /ipn and print the answers."""
-    if amount is not None and not AMOUNT.match(amount):
-        raise click.BadParameter("a plain decimal number, like 12.50", param_hint="--amount")
-    order = get_db().execute("SELECT * FROM orders WHERE token = ?", (token,)).fetchone()
-    if order is None:
-        raise click.ClickException(f"no order with token {token}")
-    if not order["exchanger_id"]:
-        raise click.ClickException("the exchanger has not confirmed this order: it has no ids yet")
-    fields = test_fields(order, status, stale, amount, bad_hash)
-    url = current_app.config["PUBLIC_URL"] + "/ipn"
-    # The shop talking to itself over HTTP, as the exchanger would: not an exchanger call.
-    for _ in range(2 if duplicate else 1):
-        try:
-            answer = requests.post(url, data=fields, timeout=(3, 10))
-        except requests.RequestException as exc:
-            raise click.ClickException(f"{url} did not answer: {type(exc).__name__}") from None
-        click.echo(f"{answer.status_code} {answer.text.strip()}")
-    after = get_db().execute("SELECT status FROM orders WHERE id = ?", (order["id"],)).fetchone()
-    click.echo(f"Order {token} is now {after['status']}.")
-
-
-@ipn_cli.command("inspect")
-@click.option("--last", type=click.IntRange(1, 500), default=10, show_default=True)
-def inspect_command(last):
-    """Show the last IPNs received: outcome, which field held the checksum, whether it verified.
-
-    The docs never say where the platform puts the checksum; the first real IPN does.
-    """
-    entries = log_entries(limit=last)
-    if not entries:
-        click.echo("No IPN has been received yet.")
-        return
-    for entry in entries:
-        verified = (
-            f"verified ({entry['checksum_field']})" if entry["checksum_field"] else "NOT verified"
-        )
-        click.echo(f"#{entry['id']} {entry['received_at']} {entry['outcome']:9} {verified}")
-        click.echo(f"    content type: {entry['content_type'] or '(none)'}")
-        if entry["reason"]:
-            click.echo(f"    reason: {entry['reason']}")
-
-
-@ipn_cli.command("prune")
-@click.option("--days", type=click.IntRange(1, 3650), default=90, show_default=True)
-def prune_command(days):
-    """Delete IPN log entries older than DAYS: the log is evidence, not an archive."""
-    cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
-    db = get_db()
-    with transaction(db):
-        removed = db.execute("DELETE FROM ipn_log WHERE received_at < ?", (cutoff,)).rowcount
-        db.execute("DELETE FROM ipn_log_suppressed WHERE minute < ?", (cutoff[:16],))
-    click.echo(f"Removed {removed} IPN log entries older than {days} days.")

@@ -10,11 +10,22 @@ after CONSOLE_SESSION_HOURS, and which a new password hash invalidates.
 import hashlib
 import hmac
 import secrets
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, request, session
 
-from .db import get_db, now, transaction
+from .db import (
+    advisory_lock,
+    execute,
+    get_db,
+    is_postgresql,
+    now,
+    query,
+    query_one,
+    scalar,
+    transaction,
+)
 
 FAILURE_WINDOW = timedelta(minutes=15)
 # Per address: a typo-prone merchant is not slowed; a guesser gets 5 tries per window.
@@ -36,38 +47,58 @@ def _later(delta):
     return (datetime.now(UTC) + delta).isoformat(timespec="seconds")
 
 
+@contextmanager
+def one_attempt_at_a_time():
+    """On PostgreSQL, login attempts on every host take turns from the count to the record.
+
+    Counting failures and then recording one is two statements: attempts sent to several hosts
+    at the same instant would each count below the limit. The global limit spans addresses,
+    so the lock is one for all; logins are rare, so the wait is nothing. On SQLite the shop
+    has one host, and holding its write lock over a password hash would hold up IPNs.
+    """
+    db = get_db()
+    if not is_postgresql(db):
+        yield
+        return
+    with transaction(db):
+        advisory_lock(db, "console login")
+        yield
+
+
 def limited():
     """True when this address, or all addresses together, failed too often lately."""
     db, since = get_db(), _since(FAILURE_WINDOW)
-    mine = db.execute(
-        "SELECT COUNT(*) FROM login_attempts WHERE remote_addr = ? AND attempted_at >= ?"
-        " AND outcome = 'failed'",
-        (request.remote_addr, since),
-    ).fetchone()[0]
+    mine = scalar(
+        db,
+        "SELECT COUNT(*) FROM login_attempts WHERE remote_addr = :addr"
+        " AND attempted_at >= :since AND outcome = 'failed'",
+        {"addr": request.remote_addr, "since": since},
+    )
     if mine >= MAX_FAILURES_PER_ADDRESS:
         return True
-    everyone = db.execute(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM login_attempts WHERE attempted_at >= ?"
-        " AND outcome = 'failed' LIMIT ?)",
-        (since, MAX_FAILURES_GLOBAL),
-    ).fetchone()[0]
+    everyone = scalar(
+        db,
+        "SELECT COUNT(*) FROM (SELECT 1 FROM login_attempts WHERE attempted_at >= :since"
+        " AND outcome = 'failed' LIMIT :limit) AS recent",
+        {"since": since, "limit": MAX_FAILURES_GLOBAL},
+    )
     return everyone >= MAX_FAILURES_GLOBAL
 
 
 def record(outcome):
     db = get_db()
     with transaction(db):
-        db.execute(
-            "INSERT INTO login_attempts (remote_addr, attempted_at, outcome) VALUES (?, ?, ?)",
-            (request.remote_addr or "", now(), outcome),
+        execute(
+            db,
+            "INSERT INTO login_attempts (remote_addr, attempted_at, outcome)"
+            " VALUES (:addr, :now, :outcome)",
+            {"addr": request.remote_addr or "", "now": now(), "outcome": outcome},
         )
 
 
 def recent_attempts(limit=100):
-    return (
-        get_db()
-        .execute("SELECT * FROM login_attempts ORDER BY id DESC LIMIT ?", (limit,))
-        .fetchall()
+    return query(
+        get_db(), "SELECT * FROM login_attempts ORDER BY id DESC LIMIT :limit", {"limit": limit}
     )
 
 
@@ -76,10 +107,11 @@ def new_unlock_code():
     code = secrets.token_urlsafe(12)
     db = get_db()
     with transaction(db):
-        db.execute("DELETE FROM console_unlock_codes WHERE expires_at < ?", (now(),))
-        db.execute(
-            "INSERT INTO console_unlock_codes (code_hash, expires_at) VALUES (?, ?)",
-            (digest(code), _later(UNLOCK_CODE_LIFETIME)),
+        execute(db, "DELETE FROM console_unlock_codes WHERE expires_at < :now", {"now": now()})
+        execute(
+            db,
+            "INSERT INTO console_unlock_codes (code_hash, expires_at) VALUES (:hash, :expires)",
+            {"hash": digest(code), "expires": _later(UNLOCK_CODE_LIFETIME)},
         )
     return code
 
@@ -87,13 +119,10 @@ def new_unlock_code():
 def unlock_code_valid(code):
     if not code:
         return False
-    row = (
-        get_db()
-        .execute(
-            "SELECT code_hash FROM console_unlock_codes WHERE code_hash = ? AND expires_at >= ?",
-            (digest(code), now()),
-        )
-        .fetchone()
+    row = query_one(
+        get_db(),
+        "SELECT code_hash FROM console_unlock_codes WHERE code_hash = :hash AND expires_at >= :now",
+        {"hash": digest(code), "now": now()},
     )
     # The lookup is by hash, so timing reveals nothing about the code itself.
     return row is not None and hmac.compare_digest(row["code_hash"], digest(code))
@@ -102,7 +131,9 @@ def unlock_code_valid(code):
 def use_unlock_code(code):
     db = get_db()
     with transaction(db):
-        db.execute("DELETE FROM console_unlock_codes WHERE code_hash = ?", (digest(code),))
+        execute(
+            db, "DELETE FROM console_unlock_codes WHERE code_hash = :hash", {"hash": digest(code)}
+        )
 
 
 # -- sessions ---------------------------------------------------------------------------------
@@ -119,11 +150,17 @@ def start_session():
     hours = timedelta(hours=current_app.config["CONSOLE_SESSION_HOURS"])
     db = get_db()
     with transaction(db):
-        db.execute("DELETE FROM console_sessions WHERE expires_at < ?", (now(),))
-        db.execute(
+        execute(db, "DELETE FROM console_sessions WHERE expires_at < :now", {"now": now()})
+        execute(
+            db,
             "INSERT INTO console_sessions (id_hash, password_version, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?)",
-            (digest(session_id), password_version(), now(), _later(hours)),
+            " VALUES (:hash, :version, :now, :expires)",
+            {
+                "hash": digest(session_id),
+                "version": password_version(),
+                "now": now(),
+                "expires": _later(hours),
+            },
         )
     # Nothing from before the login carries over.
     session.clear()
@@ -134,13 +171,11 @@ def session_valid():
     session_id = session.get("console")
     if not isinstance(session_id, str):
         return False
-    row = (
-        get_db()
-        .execute(
-            "SELECT password_version FROM console_sessions WHERE id_hash = ? AND expires_at >= ?",
-            (digest(session_id), now()),
-        )
-        .fetchone()
+    row = query_one(
+        get_db(),
+        "SELECT password_version FROM console_sessions WHERE id_hash = :hash"
+        " AND expires_at >= :now",
+        {"hash": digest(session_id), "now": now()},
     )
     return row is not None and hmac.compare_digest(row["password_version"], password_version())
 
@@ -150,5 +185,9 @@ def end_session():
     if isinstance(session_id, str):
         db = get_db()
         with transaction(db):
-            db.execute("DELETE FROM console_sessions WHERE id_hash = ?", (digest(session_id),))
+            execute(
+                db,
+                "DELETE FROM console_sessions WHERE id_hash = :hash",
+                {"hash": digest(session_id)},
+            )
     session.clear()

@@ -21,7 +21,8 @@ from flask.cli import AppGroup
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
-from .db import get_db, now, transaction
+from . import orders
+from .db import execute, get_db, is_postgresql, now, query, transaction
 
 bp = Blueprint("mail", __name__)
 
@@ -51,10 +52,18 @@ def enqueue_for(db, order, decision):
     if kind is None or not order["buyer_email"]:
         return
     stamp = now()
-    cursor = db.execute(
+    cursor = execute(
+        db,
         "INSERT INTO mail_outbox (order_id, kind, recipient, lang, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (order_id, kind) DO NOTHING",
-        (order["id"], kind, order["buyer_email"], order["lang"], stamp, stamp),
+        " VALUES (:order_id, :kind, :recipient, :lang, :stamp, :stamp)"
+        " ON CONFLICT (order_id, kind) DO NOTHING",
+        {
+            "order_id": order["id"],
+            "kind": kind,
+            "recipient": order["buyer_email"],
+            "lang": order["lang"],
+            "stamp": stamp,
+        },
     )
     if cursor.rowcount:
         # Seen by the after-request hook: try to send once this response has gone out.
@@ -70,22 +79,30 @@ def claim_due(db, limit=BATCH):
     """Take up to limit due mails: each gets a lease and counts an attempt, in one transaction."""
     stamp = datetime.now(UTC)
     lease = (stamp + timedelta(seconds=LEASE_SECONDS)).isoformat(timespec="seconds")
+    # On PostgreSQL, senders on several hosts each take rows nobody else is taking (SKIP
+    # LOCKED) instead of waiting for them; on SQLite the write lock already orders them.
+    skip = " FOR UPDATE SKIP LOCKED" if is_postgresql(db) else ""
     with transaction(db):
-        return db.execute(
-            "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = ?"
-            " WHERE id IN (SELECT id FROM mail_outbox WHERE state = ? AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at LIMIT ?) RETURNING *",
-            (lease, PENDING, stamp.isoformat(timespec="seconds"), limit),
-        ).fetchall()
+        return query(
+            db,
+            "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = :lease"  # noqa: S608 - skip is a fixed string
+            " WHERE id IN (SELECT id FROM mail_outbox WHERE state = :pending"
+            f" AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit{skip})"
+            " RETURNING *",
+            {
+                "lease": lease,
+                "pending": PENDING,
+                "now": stamp.isoformat(timespec="seconds"),
+                "limit": limit,
+            },
+        )
 
 
 def compose(row):
     """The message for an outbox row, in the buyer's language, plain text and HTML."""
     db = get_db()
-    order = db.execute("SELECT * FROM orders WHERE id = ?", (row["order_id"],)).fetchone()
-    items = db.execute(
-        "SELECT * FROM order_items WHERE order_id = ? ORDER BY product_id", (order["id"],)
-    ).fetchall()
+    order = orders.get_order(db, row["order_id"])
+    items = orders.get_items(order["id"])
     context = {
         "order": order,
         "items": items,
@@ -142,16 +159,17 @@ def mark(db, row, state, error=None):
     stamp = datetime.now(UTC)
     later = (stamp + timedelta(seconds=backoff(row["attempts"]))).isoformat(timespec="seconds")
     with transaction(db):
-        db.execute(
-            "UPDATE mail_outbox SET state = ?, last_error = ?, sent_at = ?, next_attempt_at = ?"
-            " WHERE id = ?",
-            (
-                state,
-                error,
-                stamp.isoformat(timespec="seconds") if state == SENT else None,
-                later,
-                row["id"],
-            ),
+        execute(
+            db,
+            "UPDATE mail_outbox SET state = :state, last_error = :error, sent_at = :sent_at,"
+            " next_attempt_at = :later WHERE id = :id",
+            {
+                "state": state,
+                "error": error,
+                "sent_at": stamp.isoformat(timespec="seconds") if state == SENT else None,
+                "later": later,
+                "id": row["id"],
+            },
         )
 
 
@@ -204,10 +222,10 @@ def retry_or_give_up(db, row, error):
 
 def mails_for(order_id):
     """An order's mails, for the console."""
-    return (
-        get_db()
-        .execute("SELECT * FROM mail_outbox WHERE order_id = ? ORDER BY id", (order_id,))
-        .fetchall()
+    return query(
+        get_db(),
+        "SELECT * FROM mail_outbox WHERE order_id = :order_id ORDER BY id",
+        {"order_id": order_id},
     )
 
 
@@ -234,13 +252,10 @@ def sandbox_mailbox():
     """Sandbox mode only: the mails the shop "sent", as the buyer would read them."""
     if not to_sandbox_mailbox():
         abort(404)
-    rows = (
-        get_db()
-        .execute(
-            "SELECT * FROM mail_outbox WHERE state = ? ORDER BY id DESC LIMIT ?",
-            (SENT, MAILBOX_SIZE),
-        )
-        .fetchall()
+    rows = query(
+        get_db(),
+        "SELECT * FROM mail_outbox WHERE state = :sent ORDER BY id DESC LIMIT :limit",
+        {"sent": SENT, "limit": MAILBOX_SIZE},
     )
     mails = []
     for row in rows:
@@ -256,8 +271,6 @@ def sandbox_mailbox():
 
 
 def init_app(app):
-    app.register_blueprint(bp)
-    app.cli.add_command(mail_cli)
     app.jinja_env.globals["mails_for"] = mails_for
 
     @app.after_request

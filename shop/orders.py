@@ -2,13 +2,13 @@
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from flask import abort, current_app
 
 from . import mail
-from .db import get_db, now, transaction
+from .db import execute, get_db, is_postgresql, now, query, query_one, scalar, transaction
 from .i18n import N_
 
 EXCHANGER_STATUSES = (
@@ -87,8 +87,12 @@ def is_cancellable(order):
     return order["status"] in CANCELLABLE and exchanger_knows(order)
 
 
+def find_by_token(token):
+    return query_one(get_db(), "SELECT * FROM orders WHERE token = :token", {"token": token})
+
+
 def get_order_by_token(token):
-    order = get_db().execute("SELECT * FROM orders WHERE token = ?", (token,)).fetchone()
+    order = find_by_token(token)
     if order is None:
         abort(404)
     return order
@@ -97,16 +101,16 @@ def get_order_by_token(token):
 def find_by_checkout_key(checkout_key):
     if not checkout_key:
         return None
-    return (
-        get_db().execute("SELECT * FROM orders WHERE checkout_key = ?", (checkout_key,)).fetchone()
+    return query_one(
+        get_db(), "SELECT * FROM orders WHERE checkout_key = :key", {"key": checkout_key}
     )
 
 
 def get_items(order_id):
-    return (
-        get_db()
-        .execute("SELECT * FROM order_items WHERE order_id = ? ORDER BY product_id", (order_id,))
-        .fetchall()
+    return query(
+        get_db(),
+        "SELECT * FROM order_items WHERE order_id = :order_id ORDER BY product_id",
+        {"order_id": order_id},
     )
 
 
@@ -116,33 +120,75 @@ def create_draft(db, draft, lines):
     A second submit of the same checkout form (same checkout_key) returns the first one's row.
     """
     with transaction(db):
-        existing = db.execute(
-            "SELECT * FROM orders WHERE checkout_key = ?", (draft["checkout_key"],)
-        ).fetchone()
-        if existing is not None:
-            return existing, False
         stamp = now()
-        cursor = db.execute(
+        # The unique checkout_key decides between two submits, on any host: the second one's
+        # insert does nothing (it waits for the first's commit on PostgreSQL) and finds its row.
+        order_id = scalar(
+            db,
             "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
             " route_id, from_xml, from_name, to_xml, send_amount, requisites, buyer_email,"
             " ipn_secret, status)"
             " VALUES (:token, :checkout_key, :stamp, :stamp, :lang, :currency, :price, :route_id,"
             " :from_xml, :from_name, :to_xml, :send_amount, :requisites, :buyer_email,"
-            " :ipn_secret, :status)",
+            " :ipn_secret, :status)"
+            " ON CONFLICT (checkout_key) DO NOTHING RETURNING id",
             {**draft, "stamp": stamp, "status": DRAFT},
         )
-        order_id = cursor.lastrowid
-        db.executemany(
-            "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(order_id, p.id, p.name, str(p.price), qty) for p, qty, _ in lines],
-        )
-        db.execute(
-            "INSERT INTO status_history (order_id, old_status, new_status, source, created_at)"
-            " VALUES (?, NULL, ?, 'checkout', ?)",
-            (order_id, DRAFT, stamp),
-        )
-        return db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone(), True
+        if order_id is None:
+            existing = query_one(
+                db,
+                "SELECT * FROM orders WHERE checkout_key = :key",
+                {"key": draft["checkout_key"]},
+            )
+            return existing, False
+        if lines:  # executemany of nothing is an error
+            execute(
+                db,
+                "INSERT INTO order_items (order_id, product_id, name, unit_price, quantity)"
+                " VALUES (:order_id, :product_id, :name, :unit_price, :quantity)",
+                [
+                    {
+                        "order_id": order_id,
+                        "product_id": p.id,
+                        "name": p.name,
+                        "unit_price": str(p.price),
+                        "quantity": qty,
+                    }
+                    for p, qty, _ in lines
+                ],
+            )
+        add_history(db, order_id, None, DRAFT, "checkout", stamp)
+        return get_order(db, order_id), True
+
+
+def get_order(db, order_id, for_update=False):
+    """The order row; for_update locks it until the transaction ends (PostgreSQL).
+
+    On SQLite the transaction's BEGIN IMMEDIATE already holds the only write lock there is.
+    """
+    sql = "SELECT * FROM orders WHERE id = :id"
+    if for_update and is_postgresql(db):
+        sql += " FOR UPDATE"
+    return query_one(db, sql, {"id": order_id})
+
+
+def add_history(db, order_id, old_status, new_status, source, stamp, provider_ts=None, note=None):
+    """The one writer of status_history: a line for every change of an order, from any source."""
+    execute(
+        db,
+        "INSERT INTO status_history (order_id, old_status, new_status, source, provider_ts,"
+        " note, created_at) VALUES (:order_id, :old_status, :new_status, :source,"
+        " :provider_ts, :note, :created_at)",
+        {
+            "order_id": order_id,
+            "old_status": old_status,
+            "new_status": new_status,
+            "source": source,
+            "provider_ts": provider_ts,
+            "note": note,
+            "created_at": stamp,
+        },
+    )
 
 
 def record_created(db, order_id, created):
@@ -152,20 +198,21 @@ def record_created(db, order_id, created):
     by the 'new' that follows them.
     """
     with transaction(db):
-        db.execute(
-            "UPDATE orders SET exchanger_id = ?, exchanger_uid = ?, exchanger_rid = ?,"
-            " exchanger_secret = ?, quoted_in = ?, quoted_out = ?, create_error = NULL,"
-            " updated_at = ? WHERE id = ?",
-            (
-                created.id,
-                created.uid,
-                created.rid,
-                created.secret,
-                str(created.in_amount),
-                str(created.out_amount),
-                now(),
-                order_id,
-            ),
+        execute(
+            db,
+            "UPDATE orders SET exchanger_id = :exchanger_id, exchanger_uid = :uid,"
+            " exchanger_rid = :rid, exchanger_secret = :secret, quoted_in = :quoted_in,"
+            " quoted_out = :quoted_out, create_error = NULL, updated_at = :now WHERE id = :id",
+            {
+                "exchanger_id": created.id,
+                "uid": created.uid,
+                "rid": created.rid,
+                "secret": created.secret,
+                "quoted_in": str(created.in_amount),
+                "quoted_out": str(created.out_amount),
+                "now": now(),
+                "id": order_id,
+            },
         )
         return apply_event(db, order_id, Event("create", "new"))
 
@@ -173,9 +220,10 @@ def record_created(db, order_id, created):
 def record_create_error(db, order_id, reason, final):
     """Note why creation failed; final=True when the exchanger surely made no order."""
     with transaction(db):
-        db.execute(
-            "UPDATE orders SET create_error = ?, updated_at = ? WHERE id = ?",
-            (reason, now(), order_id),
+        execute(
+            db,
+            "UPDATE orders SET create_error = :reason, updated_at = :now WHERE id = :id",
+            {"reason": reason, "now": now(), "id": order_id},
         )
         if final:
             apply_event(db, order_id, Event("create", CREATE_FAILED, note=reason))
@@ -302,24 +350,56 @@ def underpaid_reason(order, out_amount):
     return None
 
 
-def claim_poll(db, order_id, min_seconds=0):
+def claim_draft(db, order_id, fields):
+    """Give a draft in limbo the exchanger ids its verified IPN carries; False if taken.
+
+    Called inside the IPN's transaction, so the ids and the status change commit together.
+    `exchanger_id IS NULL` in the UPDATE decides between two IPNs at once, on any host (on
+    PostgreSQL the second waits for the first's row lock, then re-reads the row): the same
+    order's second IPN finds its own id there and goes on; another order's is refused.
+    """
+    claimed = execute(
+        db,
+        "UPDATE orders SET exchanger_id = :exchanger_id, exchanger_uid = :uid, updated_at = :now"
+        " WHERE id = :id AND exchanger_id IS NULL",
+        {
+            "exchanger_id": fields["orderId"],
+            "uid": int(fields["orderUID"]),
+            "now": now(),
+            "id": order_id,
+        },
+    ).rowcount
+    if claimed:
+        return True
+    return get_order(db, order_id)["exchanger_id"] == fields["orderId"]
+
+
+def claim_poll(db, order_id, min_seconds=0, not_since=None):
     """Note that order/get is being asked for this order; returns the version it is asked at.
 
-    None when someone (another worker or host) asked less than min_seconds ago: pages share
-    one question per order per STATUS_POLL_SECONDS, however many buyers and workers look.
+    None when someone (another worker or host) asked less than min_seconds ago, or after the
+    time not_since: pages share one question per order per STATUS_POLL_SECONDS, however many
+    buyers and workers look, and reconcile runs on several hosts one per run.
     """
     stamp = datetime.now(UTC)
-    cutoff = (stamp - timedelta(seconds=min_seconds)).isoformat(timespec="seconds")
-    last = db.execute("SELECT last_polled_at FROM orders WHERE id = ?", (order_id,)).fetchone()
+    # Microseconds: reconcile runs started on several hosts in the same second still see
+    # which orders another run has claimed since it began.
+    cutoff = (not_since or stamp - timedelta(seconds=min_seconds)).isoformat(
+        timespec="microseconds"
+    )
+    last = query_one(db, "SELECT last_polled_at FROM orders WHERE id = :id", {"id": order_id})
     if last["last_polled_at"] and last["last_polled_at"] > cutoff:
         # Asked recently: answered without the write lock, which IPNs need.
         return None
     with transaction(db):
-        claimed = db.execute(
-            "UPDATE orders SET last_polled_at = ? WHERE id = ?"
-            " AND (last_polled_at IS NULL OR last_polled_at <= ?) RETURNING version",
-            (stamp.isoformat(timespec="seconds"), order_id, cutoff),
-        ).fetchone()
+        # One conditional UPDATE: on PostgreSQL a second host's waits for the first's commit,
+        # then re-reads last_polled_at and finds it claimed, so one question per order.
+        claimed = query_one(
+            db,
+            "UPDATE orders SET last_polled_at = :stamp WHERE id = :id"
+            " AND (last_polled_at IS NULL OR last_polled_at <= :cutoff) RETURNING version",
+            {"stamp": stamp.isoformat(timespec="microseconds"), "id": order_id, "cutoff": cutoff},
+        )
     return None if claimed is None else claimed["version"]
 
 
@@ -330,7 +410,9 @@ def apply_event(db, order_id, event):
     caller's IPN log line when the caller holds one open). Returns the decision's outcome.
     """
     with transaction(db):
-        order = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        # FOR UPDATE: a second writer of this order, on any host, waits here until this one
+        # commits, then decides on what it wrote (its version, its last event).
+        order = get_order(db, order_id, for_update=True)
         decision = decide(order, event)
         if decision.outcome in ("duplicate", "stale", "raced"):
             return decision.outcome
@@ -338,18 +420,15 @@ def apply_event(db, order_id, event):
         write_order(db, order, event, decision, stamp)
         mail.enqueue_for(db, order, decision)  # the buyer's mail commits with the change
         if decision.changes_order:
-            db.execute(
-                "INSERT INTO status_history (order_id, old_status, new_status, source,"
-                " provider_ts, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    order_id,
-                    order["status"],
-                    decision.status,
-                    event.kind,
-                    event.at_ms,
-                    event.note or decision.review_reason,
-                    stamp,
-                ),
+            add_history(
+                db,
+                order_id,
+                order["status"],
+                decision.status,
+                event.kind,
+                stamp,
+                provider_ts=event.at_ms,
+                note=event.note or decision.review_reason,
             )
         return decision.outcome
 
@@ -359,25 +438,35 @@ def write_order(db, order, event, decision, stamp):
     status = decision.status or order["status"]
     events = [ms for ms in (order["last_event_ms"], event.at_ms) if ms is not None]
     finished_at, checks, check_at = settle_schedule(order, decision.settle, stamp)
-    db.execute(
-        "UPDATE orders SET status = ?, review_reason = ?, reported_in = ?, reported_out = ?,"
-        " last_event_ms = ?, finished_at = ?, settle_checks = ?, settle_check_at = ?,"
-        " version = version + ?, updated_at = ? WHERE id = ?",
-        (
-            status,
+    execute(
+        db,
+        "UPDATE orders SET status = :status, review_reason = :review_reason,"
+        " reported_in = :reported_in, reported_out = :reported_out,"
+        " last_event_ms = :last_event_ms, finished_at = :finished_at,"
+        " settle_checks = :settle_checks, settle_check_at = :settle_check_at,"
+        " version = version + :bump, updated_at = :stamp WHERE id = :id",
+        {
+            "status": status,
             # A review stays until a person resolves it.
-            order["review_reason"] or decision.review_reason,
-            str(event.in_amount) if event.in_amount is not None else order["reported_in"],
-            str(event.out_amount) if event.out_amount is not None else order["reported_out"],
-            max(events, default=None),
-            finished_at,
-            checks,
-            check_at,
-            1 if decision.changes_order else 0,
-            stamp,
-            order["id"],
-        ),
+            "review_reason": order["review_reason"] or decision.review_reason,
+            "reported_in": amount_text(event.in_amount, order["reported_in"]),
+            "reported_out": amount_text(event.out_amount, order["reported_out"]),
+            "last_event_ms": max(events, default=None),
+            "finished_at": finished_at,
+            "settle_checks": checks,
+            "settle_check_at": check_at,
+            "bump": 1 if decision.changes_order else 0,
+            "stamp": stamp,
+            "id": order["id"],
+        },
     )
+
+
+def amount_text(amount, stored):
+    """The amount an event reports, or the stored one: decimal text (NUMERIC on PostgreSQL)."""
+    if amount is not None:
+        return str(amount)
+    return None if stored is None else str(stored)
 
 
 def settle_schedule(order, settle, stamp):
@@ -428,25 +517,27 @@ def statuses_in(state):
 
 def order_filter(state=None, date_from=None, date_to=None, search=None):
     """(WHERE clause, parameters) for the console's filters; dates are 'YYYY-MM-DD' strings."""
-    clauses, params = [], []
+    clauses, params = [], {}
     if state == "review":
         clauses.append("review_reason IS NOT NULL")
     elif state:
-        clauses.append("review_reason IS NULL AND status IN (SELECT value FROM json_each(?))")
-        params.append(json.dumps(statuses_in(state)))
+        names = [f":status_{n}" for n in range(len(statuses_in(state)))]
+        clauses.append(f"review_reason IS NULL AND status IN ({', '.join(names)})")
+        params.update(zip((n[1:] for n in names), statuses_in(state), strict=True))
     if date_from:
-        clauses.append("created_at >= ?")
-        params.append(date_from)
+        clauses.append("created_at >= :date_from")
+        params["date_from"] = date_from
     if date_to:
         # created_at is an ISO timestamp: everything on date_to sorts before the next day.
-        clauses.append("created_at < date(?, '+1 day')")
-        params.append(date_to)
+        clauses.append("created_at < :day_after")
+        params["day_after"] = (date.fromisoformat(date_to) + timedelta(days=1)).isoformat()
     if search:
         clauses.append(
-            "(token = ? OR CAST(exchanger_uid AS TEXT) = ? OR buyer_email LIKE ? ESCAPE '\\')"
+            "(token = :search OR CAST(exchanger_uid AS TEXT) = :search"
+            " OR buyer_email LIKE :pattern ESCAPE '\\')"
         )
         escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params += [search, search, f"%{escaped}%"]
+        params.update(search=search, pattern=f"%{escaped}%")
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
@@ -455,22 +546,19 @@ def find_orders(filters, limit=None, offset=0):
     where, params = order_filter(**filters)
     sql = f"SELECT * FROM orders{where} ORDER BY id DESC"  # noqa: S608 - where holds only placeholders
     if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
-        params = [*params, limit, offset]
-    return get_db().execute(sql, params).fetchall()
+        sql += " LIMIT :limit OFFSET :offset"
+        params = {**params, "limit": limit, "offset": offset}
+    return query(get_db(), sql, params)
 
 
 def count_by_state(filters):
     """{state: number of orders} for the filters other than state, every state present."""
     where, params = order_filter(**{**filters, "state": None})
-    rows = (
-        get_db()
-        .execute(
-            f"SELECT status, review_reason IS NOT NULL AS review, COUNT(*) AS n FROM orders{where}"  # noqa: S608
-            " GROUP BY status, review",
-            params,
-        )
-        .fetchall()
+    rows = query(
+        get_db(),
+        f"SELECT status, review_reason IS NOT NULL AS review, COUNT(*) AS n FROM orders{where}"  # noqa: S608
+        " GROUP BY status, review",
+        params,
     )
     counts = dict.fromkeys(STATES, 0)
     for row in rows:
@@ -479,33 +567,66 @@ def count_by_state(filters):
 
 
 def get_history(order_id):
-    return (
-        get_db()
-        .execute("SELECT * FROM status_history WHERE order_id = ? ORDER BY id", (order_id,))
-        .fetchall()
+    return query(
+        get_db(),
+        "SELECT * FROM status_history WHERE order_id = :order_id ORDER BY id",
+        {"order_id": order_id},
     )
 
 
 def get_ipns(order_id):
-    return (
-        get_db()
-        .execute("SELECT * FROM ipn_log WHERE order_id = ? ORDER BY id", (order_id,))
-        .fetchall()
+    return query(
+        get_db(),
+        "SELECT * FROM ipn_log WHERE order_id = :order_id ORDER BY id",
+        {"order_id": order_id},
     )
+
+
+def ipn_log_entries(outcome=None, limit=50, offset=0):
+    """IPN log rows, newest first, with the token of the order each was for."""
+    return query(
+        get_db(),
+        "SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id"
+        " WHERE CAST(:outcome AS TEXT) IS NULL OR l.outcome = :outcome"
+        " ORDER BY l.id DESC LIMIT :limit OFFSET :offset",
+        {"outcome": outcome, "limit": limit, "offset": offset},
+    )
+
+
+def ipn_log_suppressed(limit=20):
+    """The latest per-minute counts of rejected IPNs that were not logged one by one."""
+    return query(
+        get_db(),
+        "SELECT * FROM ipn_log_suppressed ORDER BY minute DESC, count DESC LIMIT :limit",
+        {"limit": limit},
+    )
+
+
+def prune_ipn_log(cutoff):
+    """Delete IPN log entries and flood counts older than cutoff (ISO time); how many entries."""
+    db = get_db()
+    with transaction(db):
+        removed = execute(
+            db, "DELETE FROM ipn_log WHERE received_at < :cutoff", {"cutoff": cutoff}
+        ).rowcount
+        execute(
+            db, "DELETE FROM ipn_log_suppressed WHERE minute < :cutoff", {"cutoff": cutoff[:16]}
+        )
+    return removed
 
 
 def resolve_review(db, order_id, note):
     """A person looked at a review and says why it is settled; kept in the history."""
     with transaction(db):
-        order = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        order = get_order(db, order_id, for_update=True)
         if not order["review_reason"]:
             return False
-        db.execute(
-            "UPDATE orders SET review_reason = NULL, updated_at = ? WHERE id = ?", (now(), order_id)
+        stamp = now()
+        execute(
+            db,
+            "UPDATE orders SET review_reason = NULL, updated_at = :now WHERE id = :id",
+            {"now": stamp, "id": order_id},
         )
-        db.execute(
-            "INSERT INTO status_history (order_id, old_status, new_status, source, note, created_at)"
-            " VALUES (?, ?, ?, 'console', ?, ?)",
-            (order_id, order["status"], order["status"], f"review resolved: {note}", now()),
-        )
+        note = f"review resolved: {note}"
+        add_history(db, order_id, order["status"], order["status"], "console", stamp, note=note)
         return True

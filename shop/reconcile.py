@@ -15,7 +15,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import orders
-from .db import get_db, now
+from .db import get_db, now, query
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 from .pricing import RouteDataError, number
 
@@ -66,18 +66,18 @@ def poll_event(remote, version, refund_check=False):
     )
 
 
-def poll_order(order, min_seconds=0, refund_check=False):
+def poll_order(order, min_seconds=0, refund_check=False, not_since=None):
     """order/get for one order, applied unless a change overtook it; returns the outcome.
 
     The order's version is read when the question is sent: an IPN applied while the answer was
     on its way makes that answer 'raced', and the order is asked again. 'skipped' when another
-    worker asked less than min_seconds ago. Raises ExchangerError when the exchanger gave no
+    worker asked less than min_seconds ago, or since the time not_since. Raises ExchangerError when the exchanger gave no
     usable answer; nothing changes then.
     """
     db = get_db()
     outcome = "raced"
     for _ in range(POLL_ATTEMPTS):
-        version = orders.claim_poll(db, order["id"], min_seconds)
+        version = orders.claim_poll(db, order["id"], min_seconds, not_since)
         if version is None:
             return "skipped"
         remote = get_exchanger().get_order(order["exchanger_uid"], order["exchanger_secret"])
@@ -85,7 +85,7 @@ def poll_order(order, min_seconds=0, refund_check=False):
         outcome = orders.apply_event(db, order["id"], event)
         if outcome != "raced":
             return outcome
-        min_seconds = 0
+        min_seconds, not_since = 0, None
     return outcome
 
 
@@ -140,8 +140,12 @@ def flag_unaskable(order):
     )
 
 
-def reconcile_one(order, attempts, backoff):
-    """Bring one order to the exchanger's status, backing off on anti-flood and failures."""
+def reconcile_one(order, attempts, backoff, run_started=None):
+    """Bring one order to the exchanger's status, backing off on anti-flood and failures.
+
+    An order already asked about since run_started (by this run on another host: cron runs
+    reconcile on every host at once) is 'skipped': each order is asked once per run.
+    """
     if not order["exchanger_uid"]:
         cutoff = timedelta(minutes=current_app.config["DRAFT_TIMEOUT_MINUTES"])
         return settle_unconfirmed_draft(order, cutoff)
@@ -150,8 +154,11 @@ def reconcile_one(order, attempts, backoff):
     # A done order is here only because its refund check is due.
     refund_check = order["status"] == "done"
     for attempt in range(attempts):
+        # Only the first attempt asks whether another run got there first; a retry is this
+        # run's own claim again.
+        since = run_started if attempt == 0 else None
         try:
-            return poll_order(order, refund_check=refund_check)
+            return poll_order(order, refund_check=refund_check, not_since=since)
         except ExchangerRejected as exc:
             if exc.retry_after is None:
                 current_app.logger.warning("reconcile order %s: %s", order["id"], exc.message)
@@ -167,27 +174,31 @@ def reconcile_one(order, attempts, backoff):
 
 def orders_to_check():
     """Every order that is not final, and every done order whose refund check is due."""
-    final = sorted(orders.FINAL)
-    return (
-        get_db()
-        .execute(
-            "SELECT * FROM orders WHERE status NOT IN (?, ?, ?, ?) OR settle_check_at <= ?"
-            " ORDER BY id",
-            (*final, now()),
-        )
-        .fetchall()
+    final = dict(zip(("f0", "f1", "f2", "f3"), sorted(orders.FINAL), strict=True))
+    return query(
+        get_db(),
+        "SELECT * FROM orders WHERE status NOT IN (:f0, :f1, :f2, :f3)"
+        " OR settle_check_at <= :now ORDER BY id",
+        {**final, "now": now()},
     )
 
 
-def reconcile_all(concurrency=None, attempts=3, backoff=0.5):
-    """reconcile_one for every order to check, a few at a time; returns a Counter of outcomes."""
+def reconcile_all(concurrency=None, attempts=3, backoff=0.5, started=None):
+    """reconcile_one for every order to check, a few at a time; returns a Counter of outcomes.
+
+    Cron may run this on every host at once: an order that another host's run asked about
+    after `started` (this run's start, a datetime) is skipped, so runs that overlap ask
+    about each order once; claim_poll and the order's version keep a late answer from being
+    applied over a newer one.
+    """
     app = current_app._get_current_object()
     concurrency = concurrency or app.config["RECONCILE_CONCURRENCY"]
+    started = started or datetime.now(UTC)
 
     def work(order):
         # Each worker thread has its own app context, so its own database connection.
         with app.app_context():
-            return reconcile_one(order, attempts, backoff)
+            return reconcile_one(order, attempts, backoff, started)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return Counter(pool.map(work, orders_to_check()))
@@ -204,7 +215,3 @@ def reconcile_command(concurrency):
     if outcomes["error"]:
         click.echo(f"{outcomes['error']} could not be checked; run again later.", err=True)
         raise SystemExit(1)
-
-
-def init_app(app):
-    app.cli.add_command(reconcile_command)

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from flask import current_app
 
-from .db import get_db, transaction
+from .db import execute, get_db, query_one, transaction
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 
 LEASE_SECONDS = 30
@@ -28,15 +28,19 @@ class Cached:
 
 
 def _row(db, key):
-    return db.execute("SELECT * FROM route_cache WHERE key = ?", (key,)).fetchone()
+    return query_one(db, "SELECT * FROM route_cache WHERE key = :key", {"key": key})
 
 
 def _claim(db, key, now):
     """Take the refresh lease for key; False when another worker holds it."""
+    # A conditional UPDATE: on PostgreSQL a second host's waits for the first's row lock, then
+    # re-reads refreshing_until and finds the lease taken.
     with transaction(db):
-        cursor = db.execute(
-            "UPDATE route_cache SET refreshing_until = ? WHERE key = ? AND refreshing_until < ?",
-            (now + LEASE_SECONDS, key, now),
+        cursor = execute(
+            db,
+            "UPDATE route_cache SET refreshing_until = :until WHERE key = :key"
+            " AND refreshing_until < :now",
+            {"until": now + LEASE_SECONDS, "key": key, "now": now},
         )
     return cursor.rowcount == 1
 
@@ -45,29 +49,33 @@ def store(key, value):
     """Put a fresh value in the cache (also used after a fresh read at order creation)."""
     db = get_db()
     with transaction(db):
-        db.execute(
-            "INSERT INTO route_cache (key, value, fetched_at) VALUES (?, ?, ?)"
+        execute(
+            db,
+            "INSERT INTO route_cache (key, value, fetched_at) VALUES (:key, :value, :now)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
             " fetched_at = excluded.fetched_at, refreshing_until = 0, failed_at = NULL",
-            (key, json.dumps(value, default=str), time.time()),
+            {"key": key, "value": json.dumps(value, default=str), "now": time.time()},
         )
 
 
 def forget(key):
     db = get_db()
     with transaction(db):
-        db.execute("DELETE FROM route_cache WHERE key = ?", (key,))
+        execute(db, "DELETE FROM route_cache WHERE key = :key", {"key": key})
 
 
 def _claim_missing(db, key, now):
     """Take the lease on an entry nobody has cached yet (a placeholder row, fetched_at 0)."""
+    # Two hosts inserting the same key meet on its primary key: the loser's insert becomes the
+    # conditional update, which finds the lease taken.
     with transaction(db):
-        cursor = db.execute(
+        cursor = execute(
+            db,
             "INSERT INTO route_cache (key, value, fetched_at, refreshing_until)"
-            " VALUES (?, 'null', 0, ?) ON CONFLICT (key) DO UPDATE"
+            " VALUES (:key, 'null', 0, :until) ON CONFLICT (key) DO UPDATE"
             " SET refreshing_until = excluded.refreshing_until"
-            " WHERE route_cache.fetched_at = 0 AND route_cache.refreshing_until < ?",
-            (key, now + LEASE_SECONDS, now),
+            " WHERE route_cache.fetched_at = 0 AND route_cache.refreshing_until < :now",
+            {"key": key, "until": now + LEASE_SECONDS, "now": now},
         )
     return cursor.rowcount == 1
 
@@ -117,9 +125,10 @@ def get(key, fetch):
             _release_missing(db, key)
             raise
         with transaction(db):
-            db.execute(
-                "UPDATE route_cache SET failed_at = ?, refreshing_until = 0 WHERE key = ?",
-                (now, key),
+            execute(
+                db,
+                "UPDATE route_cache SET failed_at = :now, refreshing_until = 0 WHERE key = :key",
+                {"now": now, "key": key},
             )
         current_app.logger.warning("serving cached %s: the exchanger did not answer", key)
         return Cached(_cached(row).value, stale=True)
@@ -130,7 +139,7 @@ def get(key, fetch):
 def _release_missing(db, key):
     """After a failed first fetch: drop the placeholder so waiting workers stop waiting."""
     with transaction(db):
-        db.execute("DELETE FROM route_cache WHERE key = ? AND fetched_at = 0", (key,))
+        execute(db, "DELETE FROM route_cache WHERE key = :key AND fetched_at = 0", {"key": key})
 
 
 def routes():

@@ -90,5 +90,3 @@ def refuse_json_forms():
 def init_app(app):
     app.before_request(refuse_json_forms)
     app.after_request(add_headers)
-    app.after_request(server_timing)
-    app.extensions["exchanger"].observe = record_exchanger_call

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app, request, session
 
-from .db import get_db, now, transaction
+from .db import advisory_lock, execute, get_db, now, scalar, transaction
 
 
 def session_key():
@@ -31,6 +31,11 @@ def allow_checkout():
     db = get_db()
     # Counted and recorded in one write transaction: concurrent submits cannot all slip under.
     with transaction(db, durable=False):
+        # SQLite's BEGIN IMMEDIATE already serialises this; on PostgreSQL two hosts counting
+        # the same session or address at once wait for each other here (always session first,
+        # then address, so two such waits never deadlock).
+        advisory_lock(db, f"checkout session {key}")
+        advisory_lock(db, f"checkout address {address}")
         mine = _count(db, "session_key", key, since, config["CHECKOUT_LIMIT_PER_SESSION"])
         here = _count(db, "remote_addr", address, since, config["CHECKOUT_LIMIT_PER_ADDRESS"])
         if (
@@ -38,18 +43,21 @@ def allow_checkout():
             or here >= config["CHECKOUT_LIMIT_PER_ADDRESS"]
         ):
             return False
-        db.execute(
-            "INSERT INTO checkout_attempts (session_key, remote_addr, attempted_at) VALUES (?, ?, ?)",
-            (key, address, now()),
+        execute(
+            db,
+            "INSERT INTO checkout_attempts (session_key, remote_addr, attempted_at)"
+            " VALUES (:key, :address, :now)",
+            {"key": key, "address": address, "now": now()},
         )
-        db.execute("DELETE FROM checkout_attempts WHERE attempted_at < ?", (since,))
+        execute(db, "DELETE FROM checkout_attempts WHERE attempted_at < :since", {"since": since})
     return True
 
 
 def _count(db, column, value, since, limit):
     # column is one of two names written above, never input.
-    return db.execute(
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM checkout_attempts WHERE {column} = ?"  # noqa: S608
-        " AND attempted_at >= ? LIMIT ?)",
-        (value, since, limit),
-    ).fetchone()[0]
+    return scalar(
+        db,
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM checkout_attempts WHERE {column} = :value"  # noqa: S608
+        " AND attempted_at >= :since LIMIT :limit) AS recent",
+        {"value": value, "since": since, "limit": limit},
+    )

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 import sandbox
-from app import create_app
+from tests.helpers import create_shop
 from tests.servers import LiveServer
 
 API = "/service/api/v1/"
@@ -54,6 +54,56 @@ def loopback_only(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the whole run; each test makes its own database."""
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+# The storage-dependent modules (pytestmark = BOTH_ENGINES) run every test that touches the
+# database on both engines; elsewhere `engine` is SQLite, the embedded default.
+ENGINES = ["sqlite", "postgresql"]
+BOTH_ENGINES = pytest.mark.both_engines
+
+
+def pytest_generate_tests(metafunc):
+    if "engine" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres):
+    """A database migrated once; each test's database is a copy (CREATE DATABASE ... TEMPLATE)."""
+    from shop import db
+
+    url = postgres.database()
+    db.upgrade({"DATABASE_URL": url})
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def engine(request):
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def store(engine, tmp_path, request):
+    """The shop's database settings for this test: a SQLite file, or a fresh PostgreSQL database."""
+    settings = {"DATABASE": str(tmp_path / "shop.sqlite")}
+    if engine == "postgresql":
+        server = request.getfixturevalue("postgres")
+        template = request.getfixturevalue("postgres_template")
+        settings["DATABASE_URL"] = server.database(template=template)
+    return settings
 
 
 # -- live servers ----------------------------------------------------------------------------
@@ -166,16 +216,16 @@ UNREACHABLE_SHOP = "http://127.0.0.1:1"
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(store):
     """The shop with the embedded sandbox, for the Flask test client (CSRF off)."""
-    return create_app(
+    return create_shop(
         {
             "TESTING": True,
             "SECRET_KEY": "test",
             "PUBLIC_URL": UNREACHABLE_SHOP,
-            "DATABASE": str(tmp_path / "shop.sqlite"),
             "WTF_CSRF_ENABLED": False,
             "SANDBOX": {"BACKGROUND": False},
+            **store,
         }
     )
 
@@ -190,7 +240,7 @@ class ShopServer(LiveServer):
 
     def __init__(self, database, exchanger_url, **settings):
         super().__init__()
-        self.flask_app = create_app(
+        self.flask_app = create_shop(
             {
                 "TESTING": True,
                 "SECRET_KEY": "test",
@@ -207,11 +257,11 @@ class ShopServer(LiveServer):
     def query(self, sql, *args):
         from tests.helpers import query
 
-        return query(self.flask_app.config["DATABASE"], sql, *args)
+        return query(self.flask_app.config, sql, *args)
 
 
 @pytest.fixture
-def shop_server(tmp_path, sandbox_server):
-    server = ShopServer(str(tmp_path / "shop.sqlite"), sandbox_server.url)
+def shop_server(store, sandbox_server):
+    server = ShopServer(store["DATABASE"], sandbox_server.url, **store)
     yield server
     server.stop()

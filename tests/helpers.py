@@ -109,15 +109,44 @@ def buy_over_http(buyer, base, product="mug", quantity=1, follow=True):
     return submit_requisites_over_http(buyer, base, form_page, follow=follow)
 
 
-def query(database, sql, *args):
-    """Rows of the shop's database as dicts."""
+def query(where, sql, *args):
+    """Rows of the shop's database as dicts; `?` parameters, on either engine.
+
+    where: a SQLite path, or an app's config (its DATABASE_URL when set, else DATABASE).
+    Statements commit at once (both connections are in autocommit).
+    """
     from shop.db import connect
 
-    db = connect(database)
+    if not isinstance(where, str) and where.get("DATABASE_URL"):
+        import psycopg
+        from psycopg.rows import dict_row
+
+        url = where["DATABASE_URL"]
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as db:
+            cursor = db.execute(sql.replace("?", "%s"), args)
+            return [normal(row) for row in cursor.fetchall()] if cursor.description else []
+    db = connect(where if isinstance(where, str) else where["DATABASE"])
     try:
         return [dict(row) for row in db.execute(sql, args).fetchall()]
     finally:
         db.close()
+
+
+def normal(row):
+    """A PostgreSQL row as SQLite returns it: NUMERIC money as its decimal text."""
+    from decimal import Decimal
+
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def create_shop(config):
+    """The shop app with its database migrated, as `flask init-db` does before a start."""
+    from app import create_app
+    from shop import db
+
+    app = create_app(config)
+    db.upgrade(app.config)
+    return app
 
 
 def sandbox_currency(xml):

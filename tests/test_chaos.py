@@ -1,10 +1,16 @@
 """Chaos at a small size: every fault on, then reconciliation; the shop must agree with the exchanger."""
 
 from bench.chaos import run
+from tests.conftest import BOTH_ENGINES
+
+pytestmark = BOTH_ENGINES
 
 
-def test_orders_stay_correct_whatever_the_notifications_the_api_and_the_workers_do(tmp_path):
-    report = run(orders=40, buyers=4, seed=5, folder=tmp_path)
+def test_orders_stay_correct_whatever_the_notifications_the_api_and_the_workers_do(tmp_path, store):
+    # On PostgreSQL, two shop hosts share the database and every buyer alternates between them.
+    database_url = store.get("DATABASE_URL")
+    report = run(orders=40, buyers=4, seed=5, folder=tmp_path, database_url=database_url)
+    assert report["shop hosts"] == (2 if database_url else 1)
 
     # The faults really happened: lost, doubled, forged IPNs, a broken API, killed workers,
     # and refunds after done whose IPN was lost.

@@ -13,8 +13,8 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from app import create_app
-from tests.helpers import buy_over_http, hidden_inputs, query
+from shop.db import upgrade
+from tests.helpers import buy_over_http, create_shop, hidden_inputs, query
 
 ROOT = Path(__file__).parents[1]
 FAST_SANDBOX = {
@@ -58,7 +58,7 @@ def status_url_of(base, database):
 def test_single_threaded_dev_server_with_the_embedded_sandbox(tmp_path):
     port = free_port()
     database = str(tmp_path / "shop.sqlite")
-    app = create_app(
+    app = create_shop(
         {
             "TESTING": True,
             "SECRET_KEY": "test",
@@ -98,6 +98,7 @@ def gunicorn_shop(tmp_path):
         "FLASK_EXCHANGER_URL": "sandbox",
         "FLASK_SANDBOX": json.dumps(FAST_SANDBOX),
     }
+    upgrade({"DATABASE": database})  # the deploy step: `flask init-db`
     command = [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync"]
     command += ["--bind", f"127.0.0.1:{port}", "--timeout", "30", "app:create_app()"]
     process = subprocess.Popen(
@@ -110,7 +111,8 @@ def gunicorn_shop(tmp_path):
             try:
                 if requests.get(f"{base}/health", timeout=1).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or its one worker still importing the app (busy machine).
                 time.sleep(0.1)
         else:
             raise AssertionError(

@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from shop.words import NEXT_STEP, STATUS_WORDS, STEPS
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import (
     BTC_ROUTE,
     SETTLEMENT,
@@ -14,6 +15,8 @@ from tests.helpers import (
     hidden_inputs,
     submit_requisites_over_http,
 )
+
+pytestmark = BOTH_ENGINES
 
 
 def test_buy_pay_and_see_the_order_done(sandbox_server, shop_server):

@@ -171,11 +171,11 @@ def test_with_smtp_down_ipns_are_answered_and_mail_goes_out_once_it_is_back(
     smtp.start()
     # The retry's back-off, fast-forwarded: cron finds both due.
     with mail_shop.flask_app.app_context():
-        from shop.db import get_db, transaction
+        from shop.db import execute, get_db, transaction
 
         db = get_db()
         with transaction(db):
-            db.execute("UPDATE mail_outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
+            execute(db, "UPDATE mail_outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
     assert send_command(mail_shop).output.strip() == "sent 2, failed 0"
     assert send_command(mail_shop).output.strip() == "sent 0, failed 0"
     assert len(smtp.mailbox.messages) == 2
@@ -212,7 +212,7 @@ def test_a_mail_given_up_shows_in_the_console(tmp_path, sandbox_server, smtp):
 def test_in_sandbox_mode_mail_goes_to_the_sandbox_mailbox(app, client):
     assert app.config["SANDBOX_MODE"] and not app.config["MAIL_URL"]
     place_order(client)
-    (order,) = query(app.config["DATABASE"], "SELECT token, buyer_email FROM orders")
+    (order,) = query(app.config, "SELECT token, buyer_email FROM orders")
     result = app.test_cli_runner().invoke(args=["mail", "send"])
     assert result.output.strip() == "sent 1, failed 0"
     page = client.get("/mailbox").get_data(as_text=True)

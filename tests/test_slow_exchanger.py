@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from bench.common import GUNICORN_SHOP, PAYOUT, Server
+from shop.db import upgrade
 from shop.exchanger import ExchangerClient, ExchangerUnavailable
 from tests.conftest import SandboxServer
 from tests.helpers import buy_over_http, query
@@ -67,6 +68,7 @@ def slow_world(tmp_path):
         "FLASK_STATUS_POLL_SECONDS": "0",
         "FLASK_SERVER_TIMING": "true",
     }
+    upgrade({"DATABASE": str(tmp_path / "shop.sqlite")})  # the deploy step: `flask init-db`
     shop = Server("app:create_app()", env, **GUNICORN_SHOP)
     yield shop, exchanger, in_flight, str(tmp_path / "shop.sqlite")
     shop.stop()

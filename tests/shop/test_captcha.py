@@ -5,13 +5,12 @@ Whether real sites do is not public; the sandbox's `captcha: unsigned` variant p
 
 import logging
 
-from app import create_app
-from tests.helpers import BTC_ROUTE, query, submit_requisites
+from tests.helpers import BTC_ROUTE, create_shop, query, submit_requisites
 from tests.shop.test_discovery import run, shop_for
 
 
 def shop(tmp_path, **settings):
-    return create_app(
+    return create_shop(
         {
             "TESTING": True,
             "SECRET_KEY": "test",
@@ -31,7 +30,7 @@ def test_checkout_tells_the_buyer_and_the_merchant_log_says_why(tmp_path, caplog
         answer = submit_requisites(client, page)
     assert answer.status_code == 422
     assert "The exchanger could not take this order" in answer.get_data(as_text=True)
-    (order,) = query(app.config["DATABASE"], "SELECT status, create_error FROM orders")
+    (order,) = query(app.config, "SELECT status, create_error FROM orders")
     assert order["status"] == "create_failed" and "1601588666628861" in order["create_error"]
     assert "asks for a captcha" in caplog.text and "EXCHANGER_API_KEY" in caplog.text
 

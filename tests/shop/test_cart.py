@@ -4,9 +4,8 @@ import re
 
 import pytest
 
-from app import create_app
 from tests.conftest import UNREACHABLE_SHOP
-from tests.helpers import SETTLEMENT, hidden_inputs
+from tests.helpers import SETTLEMENT, create_shop, hidden_inputs
 
 
 def total(client):
@@ -85,7 +84,7 @@ def test_checkout_with_an_empty_cart_goes_back_to_the_cart(client):
 
 @pytest.fixture
 def csrf_client(tmp_path):
-    app = create_app(
+    app = create_shop(
         {
             "TESTING": True,
             "PUBLIC_URL": UNREACHABLE_SHOP,

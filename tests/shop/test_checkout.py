@@ -5,6 +5,7 @@ import re
 import pytest
 
 from shop.exchanger import ExchangerRejected, ExchangerUnavailable
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import (
     BTC_ADDRESS,
     BTC_ROUTE,
@@ -15,9 +16,11 @@ from tests.helpers import (
     query,
 )
 
+pytestmark = BOTH_ENGINES
+
 
 def rows(app, sql, *args):
-    return query(app.config["DATABASE"], sql, *args)
+    return query(app.config, sql, *args)
 
 
 @pytest.fixture

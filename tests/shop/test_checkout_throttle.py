@@ -1,6 +1,9 @@
 """Checkout is throttled per buyer session and per address, with a clear message."""
 
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import BTC_ROUTE, place_order, query, submit_requisites
+
+pytestmark = BOTH_ENGINES
 
 RU = {"Accept-Language": "ru"}
 MESSAGE = "You have started many orders in a short time."
@@ -24,7 +27,7 @@ def test_one_session_cannot_start_orders_without_end(app, client):
         place_order(client)
     refused = try_order(client)
     assert refused.status_code == 429 and MESSAGE in refused.get_data(as_text=True)
-    assert len(query(app.config["DATABASE"], "SELECT id FROM orders")) == 10
+    assert len(query(app.config, "SELECT id FROM orders")) == 10
     assert len(exchanger_orders(app)) == 10
     # Another buyer is not held up by this one.
     assert "/payment/" in place_order(app.test_client())

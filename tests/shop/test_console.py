@@ -7,9 +7,10 @@ import re
 import pytest
 from werkzeug.security import generate_password_hash
 
-from app import create_app
-from shop.db import connect
-from tests.helpers import hidden_inputs, query
+from tests.conftest import BOTH_ENGINES
+from tests.helpers import create_shop, hidden_inputs, query
+
+pytestmark = BOTH_ENGINES
 
 PASSWORD = "correct horse battery"
 
@@ -56,7 +57,7 @@ def buy(console_app, times=1):
             },
         )
         assert answer.status_code == 302
-    return query(console_app.config["DATABASE"], "SELECT * FROM orders ORDER BY id")
+    return query(console_app.config, "SELECT * FROM orders ORDER BY id")
 
 
 def shown(page, element_id):
@@ -93,7 +94,7 @@ def test_every_console_route_needs_a_login(console_app):
             answer = client.open(url, method=method, data={"csrf_token": csrf, "note": "x"})
             assert answer.status_code == 302, (rule, method)
             assert answer.location.startswith("/console/login?next=")
-    assert query(console_app.config["DATABASE"], "SELECT status FROM orders")[0]["status"] == "new"
+    assert query(console_app.config, "SELECT status FROM orders")[0]["status"] == "new"
 
 
 def test_login_good_bad_and_logout(console_app):
@@ -149,11 +150,11 @@ def test_without_a_password_hash_every_console_route_is_closed(app, client):
     assert "There is nothing at this address." in page and 'name="password"' not in page
 
 
-def test_session_cookie_flags(tmp_path):
-    app = create_app(
+def test_session_cookie_flags(store):
+    app = create_shop(
         {
             "TESTING": True,
-            "DATABASE": str(tmp_path / "s.sqlite"),
+            **store,
             "PUBLIC_URL": "https://shop.example",
             "SANDBOX": {"BACKGROUND": False},
             "CONSOLE_PASSWORD_HASH": generate_password_hash(PASSWORD),
@@ -202,9 +203,7 @@ def test_orders_newest_first_with_counts_filters_and_search(console_app, merchan
 
 def test_date_filters_and_bad_filters(console_app, merchant):
     buy(console_app)
-    today = query(console_app.config["DATABASE"], "SELECT created_at FROM orders")[0]["created_at"][
-        :10
-    ]
+    today = query(console_app.config, "SELECT created_at FROM orders")[0]["created_at"][:10]
     assert "data-token" in merchant.get(f"/console/?date_from={today}&date_to={today}").get_data(
         as_text=True
     )
@@ -215,17 +214,17 @@ def test_date_filters_and_bad_filters(console_app, merchant):
 
 def test_pagination(console_app, merchant):
     buy(console_app)
-    db = connect(console_app.config["DATABASE"])
     for n in range(55):
-        db.execute(
+        query(
+            console_app.config,
             "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency,"
             " price, route_id, from_xml, from_name, to_xml, send_amount, requisites, ipn_secret,"
             " status) SELECT ?, ?, created_at, updated_at, lang, currency, price, route_id,"
             " from_xml, from_name, to_xml, send_amount, requisites, ipn_secret, status"
             " FROM orders WHERE id = 1",
-            (f"t{n:03d}", f"k{n:03d}"),
+            f"t{n:03d}",
+            f"k{n:03d}",
         )
-    db.close()
     first = merchant.get("/console/").get_data(as_text=True)
     second = merchant.get("/console/?page=2").get_data(as_text=True)
     assert first.count("data-token=") == 50 and second.count("data-token=") == 6
@@ -261,9 +260,7 @@ def test_cancel_an_unpaid_order(console_app, merchant):
     (order,) = buy(console_app)
     page = post_button(merchant, f"/console/orders/{order['token']}/cancel").get_data(as_text=True)
     assert "The order is cancelled." in page and shown(page, "state") == "cancelled"
-    history = query(
-        console_app.config["DATABASE"], "SELECT source, note FROM status_history ORDER BY id"
-    )
+    history = query(console_app.config, "SELECT source, note FROM status_history ORDER BY id")
     assert history[-1] == {"source": "console", "note": "cancelled by the merchant"}
     exchanger = console_app.extensions["exchanger"]
     assert (
@@ -281,11 +278,11 @@ def test_cancel_refused_when_the_buyer_paid_meanwhile(console_app, merchant):
 
 def test_resolve_a_review_with_a_note(console_app, merchant):
     (order,) = buy(console_app)
-    db = connect(console_app.config["DATABASE"])
-    db.execute(
-        "UPDATE orders SET review_reason = 'paid 1.00 of 12.50' WHERE id = ?", (order["id"],)
+    query(
+        console_app.config,
+        "UPDATE orders SET review_reason = 'paid 1.00 of 12.50' WHERE id = ?",
+        order["id"],
     )
-    db.close()
     path = f"/console/orders/{order['token']}"
     assert "Review: paid 1.00 of 12.50" in merchant.get(path).get_data(as_text=True)
     empty = post_button(merchant, f"{path}/resolve", note="  ").get_data(as_text=True)
@@ -309,11 +306,11 @@ def test_ipn_log_lists_rejected_ones_and_filters(console_app, merchant):
 
 def test_csv_export_of_the_filtered_list(console_app, merchant):
     orders = buy(console_app, times=2)
-    db = connect(console_app.config["DATABASE"])
-    db.execute(
-        "UPDATE orders SET buyer_email = '=HYPERLINK(\"x\")' WHERE id = ?", (orders[0]["id"],)
+    query(
+        console_app.config,
+        "UPDATE orders SET buyer_email = '=HYPERLINK(\"x\")' WHERE id = ?",
+        orders[0]["id"],
     )
-    db.close()
     answer = merchant.get("/console/orders.csv?state=pending")
     assert answer.mimetype == "text/csv" and "attachment" in answer.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(answer.get_data(as_text=True))))

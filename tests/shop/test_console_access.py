@@ -7,9 +7,11 @@ from datetime import datetime
 import pytest
 from werkzeug.security import generate_password_hash
 
-from shop.db import connect
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import hidden_inputs, query
 from tests.shop.test_console import PASSWORD, log_in, post_button, token_from
+
+pytestmark = BOTH_ENGINES
 
 STRANGER = {"REMOTE_ADDR": "127.0.0.1"}
 
@@ -79,8 +81,7 @@ def test_behind_a_trusted_proxy_each_visitor_has_their_own_address(console_app):
     answer = attempt(console_app.test_client(), PASSWORD, environ=STRANGER, headers=merchant)
     assert answer.status_code == 302
     addresses = {
-        r["remote_addr"]
-        for r in query(console_app.config["DATABASE"], "SELECT * FROM login_attempts")
+        r["remote_addr"] for r in query(console_app.config, "SELECT * FROM login_attempts")
     }
     assert addresses == {"203.0.113.9", "198.51.100.7"}
 
@@ -90,7 +91,7 @@ def test_forwarded_headers_are_not_trusted_by_default(console_app):
     for n in range(6):
         attempt(client, "guess", environ=STRANGER, headers={"X-Forwarded-For": f"192.0.2.{n}"})
     assert attempt(client, PASSWORD, environ=STRANGER).status_code == 429
-    rows = query(console_app.config["DATABASE"], "SELECT DISTINCT remote_addr FROM login_attempts")
+    rows = query(console_app.config, "SELECT DISTINCT remote_addr FROM login_attempts")
     assert [r["remote_addr"] for r in rows] == ["127.0.0.1"]
 
 
@@ -135,7 +136,7 @@ def test_a_new_password_ends_every_session(console_app):
 
 def test_a_session_lasts_hours_not_weeks(console_app):
     log_in(console_app.test_client())
-    (row,) = query(console_app.config["DATABASE"], "SELECT * FROM console_sessions")
+    (row,) = query(console_app.config, "SELECT * FROM console_sessions")
     lasts = datetime.fromisoformat(row["expires_at"]) - datetime.fromisoformat(row["created_at"])
     assert lasts.total_seconds() == 8 * 3600
     console_app.config["CONSOLE_SESSION_HOURS"] = -1
@@ -161,9 +162,7 @@ def test_no_csv_cell_starts_a_formula_whatever_the_separator(console_app, separa
     from tests.shop.test_console import buy
 
     buy(console_app)
-    db = connect(console_app.config["DATABASE"])
-    db.execute("UPDATE orders SET buyer_email = 'a;=2+3;@e.co'")
-    db.close()
+    query(console_app.config, "UPDATE orders SET buyer_email = 'a;=2+3;@e.co'")
     merchant = console_app.test_client()
     log_in(merchant)
     text = merchant.get("/console/orders.csv").get_data(as_text=True)

@@ -4,9 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from app import create_app
 from tests.conftest import SandboxServer
-from tests.helpers import BTC_ADDRESS, BTC_ADDRESS_FIELD
+from tests.helpers import BTC_ADDRESS, BTC_ADDRESS_FIELD, create_shop
 from tests.servers import LiveServer
 
 WALLET = {"65f0c0ffee00000000000d10": "TMerchantPayoutWa11etSandboxDemoXq"}
@@ -20,7 +19,7 @@ def shop_for(tmp_path, exchanger_url, **settings):
         "PAYOUT_VALUES": WALLET,
         **settings,
     }
-    return create_app(config)
+    return create_shop(config)
 
 
 def run(app, *args):

@@ -13,7 +13,14 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from shop.config import ConfigError
-from tests.helpers import BTC_ROUTE, PAYOUT_WALLET, USDT_PAYOUT_FIELD, place_order, query
+from tests.helpers import (
+    BTC_ROUTE,
+    PAYOUT_WALLET,
+    USDT_PAYOUT_FIELD,
+    create_shop,
+    place_order,
+    query,
+)
 
 ROOT = Path(__file__).parents[2]
 SECRET = "a-real-secret-key-0123456789abcdef0123456789"
@@ -24,7 +31,7 @@ API = "/sandbox/service/api/v1/"
 
 def production(tmp_path, **settings):
     """create_app as gunicorn runs it: no debug, no testing."""
-    return create_app(
+    return create_shop(
         {
             "SECRET_KEY": SECRET,
             "DATABASE": str(tmp_path / "shop.sqlite"),
@@ -68,7 +75,7 @@ def test_the_sandbox_named_runs_in_production_with_its_banner_and_log(tmp_path, 
     assert "Песочница: настоящие деньги не переводятся." in russian
     # The demo wallet fills the payout, so the whole journey works in one command.
     assert "/sandbox/en/payment/" in place_order(client)
-    (order,) = query(app.config["DATABASE"], "SELECT token FROM orders")
+    (order,) = query(app.config, "SELECT token FROM orders")
     assert BANNER in client.get(f"/orders/{order['token']}/return").get_data(as_text=True)
 
 
@@ -177,7 +184,7 @@ def test_make_run_config_names_the_sandbox_and_starts_in_production(tmp_path):
     assert "password (shown once)" in make_config(path)
     settings = runpy.run_path(str(path))
     assert settings["EXCHANGER_URL"] == "sandbox"
-    app = create_app({**settings, "DATABASE": str(tmp_path / "shop.sqlite")})
+    app = create_shop({**settings, "DATABASE": str(tmp_path / "shop.sqlite")})
     assert app.config["SANDBOX_MODE"] and not app.testing and not app.debug
 
 
@@ -235,7 +242,7 @@ def test_production_still_refuses_a_missing_or_default_key(tmp_path, key):
 
 def test_each_process_without_a_key_gets_its_own(tmp_path):
     settings = {"TESTING": True, "DATABASE": str(tmp_path / "shop.sqlite")}
-    assert create_app(settings).secret_key != create_app(settings).secret_key
+    assert create_shop(settings).secret_key != create_shop(settings).secret_key
 
 
 def flask_command(name, host=None):
@@ -271,4 +278,4 @@ def test_the_console_orders_page_counts_nothing_from_the_forged_cookie(tmp_path)
     client = app.test_client()
     client.set_cookie("session", forged_console_cookie(app, SECRET))
     assert client.get("/console/").status_code == 302
-    assert query(app.config["DATABASE"], "SELECT COUNT(*) AS n FROM console_sessions")[0]["n"] == 0
+    assert query(app.config, "SELECT COUNT(*) AS n FROM console_sessions")[0]["n"] == 0

@@ -76,7 +76,7 @@ def test_a_russian_buyer_checks_out_in_russian_and_pays_in_russian(app, client):
     location = place_order(client, headers=RU)
     assert "/sandbox/ru/payment/" in location
     assert sent[-1]["lang"] == "ru"
-    (order,) = query(app.config["DATABASE"], "SELECT token, lang FROM orders")
+    (order,) = query(app.config, "SELECT token, lang FROM orders")
     assert order["lang"] == "ru"
     status = client.get(f"/orders/{order['token']}/status", headers=RU).get_json()
     assert status["state"] == "pending" and status["label"] == "ожидает оплаты"

@@ -11,7 +11,10 @@ from urllib.parse import urlencode
 import pytest
 
 from shop import ipn
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import place_order, query
+
+pytestmark = BOTH_ENGINES
 
 NAMES = ("orderId", "newStatus", "inAmount", "outAmount", "xml_from", "xml_to", "timestamp")
 
@@ -27,7 +30,7 @@ def order(app, client):
 
 
 def rows(app, sql, *args):
-    return query(app.config["DATABASE"], sql, *args)
+    return query(app.config, sql, *args)
 
 
 def fields_for(order, status="inProgress", ts=1_800_000_000_000, out=None, secret=None, **changes):

@@ -4,11 +4,14 @@ import pytest
 import requests
 
 from shop.exchanger import ExchangerRejected
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import buy_over_http, place_order, query
+
+pytestmark = BOTH_ENGINES
 
 
 def rows(app, sql, *args):
-    return query(app.config["DATABASE"], sql, *args)
+    return query(app.config, sql, *args)
 
 
 def sandbox_call(app, method, path, body):
@@ -180,14 +183,11 @@ def test_ipn_send_for_an_unconfirmed_order_says_why(app, client):
 
 
 def test_ipn_prune_removes_only_old_entries(app, client):
-    from shop.db import connect
-
-    db = connect(app.config["DATABASE"])
-    db.execute(
+    rows(
+        app,
         "INSERT INTO ipn_log (received_at, body, outcome) VALUES"
-        " ('2020-01-01T00:00:00+00:00', 'old', 'rejected'), ('2999-01-01T00:00:00+00:00', 'new', 'rejected')"
+        " ('2020-01-01T00:00:00+00:00', 'old', 'rejected'), ('2999-01-01T00:00:00+00:00', 'new', 'rejected')",
     )
-    db.close()
     result = app.test_cli_runner().invoke(args=["ipn", "prune", "--days", "30"])
     assert "Removed 1" in result.output
     assert [r["body"] for r in rows(app, "SELECT body FROM ipn_log")] == ["new"]

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import BTC_ROUTE, query, submit_requisites
+
+pytestmark = BOTH_ENGINES
 
 ROOT = Path(__file__).parents[2]
 
@@ -51,12 +54,7 @@ def test_a_warm_checkout_page_asks_the_exchanger_nothing(cart, calls):
 
 def test_entries_expire_after_the_ttl(app, cart, calls):
     cart.get("/checkout")
-    db_path = app.config["DATABASE"]
-    from shop.db import connect
-
-    db = connect(db_path)
-    db.execute("UPDATE route_cache SET fetched_at = fetched_at - 61")
-    db.close()
+    query(app.config, "UPDATE route_cache SET fetched_at = fetched_at - 61")
     calls.clear()
     cart.get("/checkout")
     assert calls.count("routes") == 1 and calls.count("route") == 7
@@ -69,7 +67,7 @@ def test_the_cache_is_shared_by_every_process(app, cart):
 import json
 from app import create_app
 app = create_app({{"TESTING": True, "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False,
-    "PUBLIC_URL": "http://127.0.0.1:1", "DATABASE": {app.config["DATABASE"]!r},
+    "PUBLIC_URL": "http://127.0.0.1:1", "DATABASE": {app.config["DATABASE"]!r}, "DATABASE_URL": {app.config["DATABASE_URL"]!r},
     "SANDBOX": {{"BACKGROUND": False}}}})
 exchanger = app.extensions["exchanger"]
 calls = []
@@ -111,11 +109,9 @@ def test_with_nothing_cached_a_down_exchanger_gets_the_retry_page(app, cart):
 
 def test_one_worker_refreshes_while_the_others_serve_the_old_value(app, cart, calls):
     cart.get("/checkout")
-    from shop.db import connect
-
-    db = connect(app.config["DATABASE"])
-    db.execute("UPDATE route_cache SET fetched_at = fetched_at - 61, refreshing_until = 9e18")
-    db.close()
+    query(
+        app.config, "UPDATE route_cache SET fetched_at = fetched_at - 61, refreshing_until = 9e18"
+    )
     calls.clear()
     assert cart.get("/checkout").status_code == 200
     assert calls == []
@@ -134,7 +130,7 @@ def test_creating_an_order_reads_its_route_fresh(app, cart, calls, monkeypatch):
     monkeypatch.setattr(exchanger, "route", doubled_rate)
     answer = submit_requisites(cart, page)
     assert answer.status_code == 302
-    (order,) = query(app.config["DATABASE"], "SELECT send_amount FROM orders")
+    (order,) = query(app.config, "SELECT send_amount FROM orders")
     # (25 + 1 fee) x the doubled rate: the new rate, not the cached one, priced the order.
     assert order["send_amount"] == "0.00080934"
 

@@ -4,8 +4,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import create_app
-from tests.helpers import place_order
+from tests.helpers import create_shop, place_order
 
 PAGES = ["/", "/cart", "/checkout", "/console/login", "/no-such-page", "/orders/x/return"]
 
@@ -26,7 +25,7 @@ def test_every_page_carries_the_security_headers(client, path):
 
 
 def test_forms_may_lead_to_the_exchanger_and_nowhere_else(tmp_path):
-    app = create_app(
+    app = create_shop(
         {
             "TESTING": True,
             "DATABASE": str(tmp_path / "s.sqlite"),

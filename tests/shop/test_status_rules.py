@@ -14,7 +14,10 @@ import pytest
 
 from shop import reconcile
 from shop.orders import Decision, Event, decide
+from tests.conftest import BOTH_ENGINES
 from tests.helpers import place_order, query
+
+pytestmark = BOTH_ENGINES
 
 PRICE = "12.50"
 
@@ -210,7 +213,7 @@ def test_rule(order, event, decision):
 
 
 def rows(app, sql, *args):
-    return query(app.config["DATABASE"], sql, *args)
+    return query(app.config, sql, *args)
 
 
 def operator(app, uid, status):

@@ -103,7 +103,7 @@ def test_the_favicon_is_served(client):
 def rows(app):
     from tests.helpers import query
 
-    return query(app.config["DATABASE"], "SELECT token FROM orders")
+    return query(app.config, "SELECT id, token FROM orders")
 
 
 def test_the_order_page_shows_the_time_left_to_pay_from_the_routes_ttl(app, client):
@@ -124,7 +124,7 @@ def test_no_time_left_once_the_order_is_cancelled(app, client):
         from shop import orders
         from shop.db import get_db
 
-        (order_id,) = [r["id"] for r in get_db().execute("SELECT id FROM orders")]
+        (order_id,) = [r["id"] for r in rows(app)]
         orders.apply_event(get_db(), order_id, orders.Event("console", "deleted"))
     status = client.get(f"/orders/{token}/status").get_json()
     assert status["minutes_left"] is None and status["time_left"] is None
