@@ -293,7 +293,8 @@ def test_nothing_happens_on_get(client):
     assert client.get("/ipn").status_code == 405
 
 
-def test_an_ipn_for_an_order_whose_create_answer_was_lost_finds_it(app, client):
+def claim_lost_draft(app, client):
+    """A draft whose order/create answer was lost, then the exchanger's first IPN naming it."""
     place_order_lost(app, client)
     draft = rows(app, "SELECT * FROM orders")[0]
     assert draft["status"] == "draft" and draft["exchanger_id"] is None
@@ -309,6 +310,10 @@ def test_an_ipn_for_an_order_whose_create_answer_was_lost_finds_it(app, client):
     }
     fields["hash"] = docs_hash(fields, draft["ipn_secret"])
     assert post(client, fields).status_code == 200
+
+
+def test_an_ipn_for_an_order_whose_create_answer_was_lost_finds_it(app, client):
+    claim_lost_draft(app, client)
     found = rows(app, "SELECT * FROM orders")[0]
     assert found["exchanger_id"] == "bbbbbbbbbbbbbbbbbbbbbbbb" and found["exchanger_uid"] == 10999
     assert found["status"] == "waitPayment"

@@ -196,22 +196,9 @@ def test_ipn_prune_removes_only_old_entries(app, client):
 def test_an_order_only_ipns_can_tell_about_goes_to_review_after_the_draft_timeout(app, client):
     # order/create's answer was lost; an IPN named the order, so the shop has its uid but never
     # its secret, and order/get cannot be asked.
-    from tests.shop.test_ipn import docs_hash, place_order_lost, post
+    from tests.shop.test_ipn import claim_lost_draft
 
-    place_order_lost(app, client)
-    (draft,) = rows(app, "SELECT * FROM orders")
-    fields = {
-        "orderUID": "10999",
-        "orderId": "b" * 24,
-        "newStatus": "waitPayment",
-        "inAmount": draft["send_amount"],
-        "outAmount": draft["price"],
-        "xml_from": "BTC",
-        "xml_to": "USDTTRC20",
-        "timestamp": "1800000000000",
-    }
-    fields["hash"] = docs_hash(fields, draft["ipn_secret"])
-    assert post(client, fields).status_code == 200
+    claim_lost_draft(app, client)
     assert "unaskable 1" in reconcile(app).output
     app.config["DRAFT_TIMEOUT_MINUTES"] = 0
     result = reconcile(app)
