@@ -14,7 +14,7 @@ from babel.support import Translations
 from werkzeug.security import generate_password_hash
 
 from shop.i18n import TRANSLATIONS
-from tests.conftest import ShopServer
+from tests.conftest import BOTH_ENGINES, ShopServer
 from tests.helpers import buy_over_http, hidden_inputs, place_order, query
 
 PASSWORD = "merchant console password"
@@ -22,6 +22,8 @@ SUBJECTS = {
     "created": "Your order: the link to pay and follow it",
     "paid": "Your order is paid: receipt",
 }
+
+pytestmark = BOTH_ENGINES
 
 
 class Mailbox:
@@ -78,10 +80,11 @@ def smtp():
 
 
 @pytest.fixture
-def mail_shop(tmp_path, sandbox_server, smtp):
+def mail_shop(store, sandbox_server, smtp):
     shop = ShopServer(
-        str(tmp_path / "mail-shop.sqlite"),
+        store["DATABASE"],
         sandbox_server.url,
+        **store,
         MAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
         MAIL_FROM="Shop <shop@example.com>",
     )
@@ -181,11 +184,12 @@ def test_with_smtp_down_ipns_are_answered_and_mail_goes_out_once_it_is_back(
     assert len(smtp.mailbox.messages) == 2
 
 
-def test_a_mail_given_up_shows_in_the_console(tmp_path, sandbox_server, smtp):
+def test_a_mail_given_up_shows_in_the_console(store, sandbox_server, smtp):
     smtp.stop()
     shop = ShopServer(
-        str(tmp_path / "give-up.sqlite"),
+        store["DATABASE"],
         sandbox_server.url,
+        **store,
         MAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
         MAIL_MAX_ATTEMPTS=1,
         CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD),
@@ -222,10 +226,11 @@ def test_in_sandbox_mode_mail_goes_to_the_sandbox_mailbox(app, client):
     assert app.test_cli_runner().invoke(args=["mail", "send"]).output.strip() == "sent 0, failed 0"
 
 
-def test_the_mailbox_exists_only_in_sandbox_mode(tmp_path, sandbox_server, smtp):
+def test_the_mailbox_exists_only_in_sandbox_mode(store, sandbox_server, smtp):
     shop = ShopServer(
-        str(tmp_path / "real-mail.sqlite"),
+        store["DATABASE"],
         sandbox_server.url,
+        **store,
         MAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
     )
     try:
@@ -234,14 +239,15 @@ def test_the_mailbox_exists_only_in_sandbox_mode(tmp_path, sandbox_server, smtp)
         shop.stop()
 
 
-def test_a_hung_smtp_server_never_holds_up_the_page(tmp_path, sandbox_server):
+def test_a_hung_smtp_server_never_holds_up_the_page(store, sandbox_server):
     # A server that takes the connection and never says a word: the mail attempt hangs.
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
     hung.listen()
     shop = ShopServer(
-        str(tmp_path / "hung.sqlite"),
+        store["DATABASE"],
         sandbox_server.url,
+        **store,
         MAIL_URL=f"smtp://127.0.0.1:{hung.getsockname()[1]}",
         MAIL_TIMEOUT=120,
     )

@@ -6,8 +6,12 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from shop.db import connect
+from tests.conftest import BOTH_ENGINES
+from tests.helpers import query
 from tests.shop.test_console import PASSWORD, log_in
 from tests.shop.test_ipn import fields_for, post, rows, status_of
+
+pytestmark = BOTH_ENGINES
 
 JUNK = b"orderId=" + b"x" * 4000
 
@@ -21,6 +25,8 @@ def order(app, client):
 
 
 def database_bytes(app):
+    if app.config.get("DATABASE_URL"):
+        return query(app.config, "SELECT pg_database_size(current_database()) AS n")[0]["n"]
     db = connect(app.config["DATABASE"])
     try:
         pages = db.execute("PRAGMA page_count").fetchone()[0]
@@ -98,7 +104,6 @@ def test_the_console_shows_the_bound_and_what_it_only_counted(app, client):
 
 def leave_drafts_in_limbo(app, count, template):
     """count drafts whose order/create never answered, copied from template's row."""
-    db = connect(app.config["DATABASE"])
     columns = [c for c in template if c != "id"]
     for n in range(count):
         row = {
@@ -110,12 +115,12 @@ def leave_drafts_in_limbo(app, count, template):
             "exchanger_id": None,
             "exchanger_uid": None,
         }
-        db.execute(
+        query(
+            app.config,
             # Column names come from the table itself, never from input.
             f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",  # noqa: S608
-            [row[c] for c in columns],
+            *[row[c] for c in columns],
         )
-    db.close()
 
 
 def checksums_computed(monkeypatch):
@@ -153,9 +158,9 @@ def test_the_newest_draft_in_limbo_is_still_found(app, client, order):
 
 def test_prune_also_drops_old_counts(app, client):
     flood(client, 40, body=b"junk")
-    db = connect(app.config["DATABASE"])
-    db.execute("INSERT INTO ipn_log_suppressed VALUES ('2020-01-01T00:00', '10.9.9.9', 5, 50)")
-    db.close()
+    query(
+        app.config, "INSERT INTO ipn_log_suppressed VALUES ('2020-01-01T00:00', '10.9.9.9', 5, 50)"
+    )
     app.test_cli_runner().invoke(args=["ipn", "prune", "--days", "30"])
     left = rows(app, "SELECT remote_addr FROM ipn_log_suppressed")
     assert [r["remote_addr"] for r in left] == ["10.1.0.0"]

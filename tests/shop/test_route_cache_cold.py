@@ -1,29 +1,28 @@
 """A cold route cache: concurrent checkouts ask the exchanger once per entry, not once each."""
 
 import re
-import sqlite3
 import threading
-from contextlib import closing
 
 import requests
 
-from tests.conftest import ShopServer
+from tests.conftest import BOTH_ENGINES, ShopServer
 from tests.helpers import add_to_cart_over_http
+
+pytestmark = BOTH_ENGINES
 
 
 def exchanger_calls(answer):
     return int(re.search(r'desc="(\d+) calls"', answer.headers["Server-Timing"]).group(1))
 
 
-def test_two_cold_checkouts_make_the_calls_of_one(tmp_path, sandbox_server):
-    shop = ShopServer(str(tmp_path / "shop.sqlite"), sandbox_server.url, SERVER_TIMING=True)
+def test_two_cold_checkouts_make_the_calls_of_one(store, sandbox_server):
+    shop = ShopServer(store["DATABASE"], sandbox_server.url, SERVER_TIMING=True, **store)
     try:
         buyers = [requests.Session() for _ in range(2)]
         for buyer in buyers:
             add_to_cart_over_http(buyer, shop.url, "mug", 1)
         # The cart page has cached the route list (it names the currency): cold again.
-        with closing(sqlite3.connect(shop.flask_app.config["DATABASE"])) as db, db:
-            db.execute("DELETE FROM route_cache")
+        shop.query("DELETE FROM route_cache")
         # Each exchanger call takes a while, so the two pages overlap for their whole length.
         sandbox_server.set_faults(api_latency=[0.2, 0.2])
         start = threading.Barrier(2)
