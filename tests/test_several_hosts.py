@@ -6,7 +6,6 @@ same thing at both hosts at once (threads released together by a barrier) and co
 database recorded: no change lost, none doubled. Checked by content, never by a clock.
 """
 
-import hashlib
 import json
 import threading
 import time
@@ -28,6 +27,7 @@ from tests.helpers import (
     query,
     submit_requisites_over_http,
 )
+from tests.shop.test_ipn import fields_for
 
 ORDERS = 6
 COPIES = 4  # of each IPN, spread over both hosts
@@ -74,21 +74,6 @@ def at_once(*calls):
     return results
 
 
-def signed_ipn(order, status, timestamp):
-    fields = {
-        "orderUID": str(order["exchanger_uid"]),
-        "orderId": order["exchanger_id"],
-        "newStatus": status,
-        "inAmount": order["send_amount"],
-        "outAmount": order["price"],
-        "xml_from": order["from_xml"],
-        "xml_to": order["to_xml"],
-        "timestamp": str(timestamp),
-    }
-    signed = ":".join(fields[k] for k in list(fields)[1:]) + ":" + order["ipn_secret"]
-    return {**fields, "hash": hashlib.sha256(signed.encode()).hexdigest()}
-
-
 def place_orders(hosts, count, database):
     for n in range(count):
         buy_over_http(requests.Session(), hosts[n % 2].url, follow=False)
@@ -100,7 +85,7 @@ def test_duplicate_ipns_on_both_hosts_apply_once(hosts, database):
     stamp = int(time.time() * 1000)
     calls = []
     for order in orders:
-        ipn = signed_ipn(order, "inProgress", stamp)
+        ipn = fields_for(order, "inProgress", ts=stamp)
         for copy in range(COPIES):
             url = f"{hosts[copy % 2].url}/ipn"
             calls.append(lambda url=url, ipn=ipn: requests.post(url, data=ipn, timeout=30))

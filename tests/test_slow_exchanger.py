@@ -6,7 +6,6 @@ on their return pages meanwhile, and /health and /ipn must still answer: checked
 events (the pages are provably still waiting when the answers come), never by a stopwatch.
 """
 
-import hashlib
 import json
 import re
 import threading
@@ -20,6 +19,7 @@ from shop.db import upgrade
 from shop.exchanger import ExchangerClient, ExchangerUnavailable
 from tests.conftest import SandboxServer
 from tests.helpers import buy_over_http, query
+from tests.shop.test_ipn import fields_for
 
 PAGES = 4
 BUDGET = 3
@@ -75,21 +75,6 @@ def slow_world(tmp_path):
     exchanger.stop()
 
 
-def signed_ipn(order, status="waitPayment"):
-    fields = {
-        "orderUID": str(order["exchanger_uid"]),
-        "orderId": order["exchanger_id"],
-        "newStatus": status,
-        "inAmount": order["send_amount"],
-        "outAmount": order["price"],
-        "xml_from": order["from_xml"],
-        "xml_to": order["to_xml"],
-        "timestamp": str(int(time.time() * 1000)),
-    }
-    signed = ":".join(fields[k] for k in list(fields)[1:]) + ":" + order["ipn_secret"]
-    return {**fields, "hash": hashlib.sha256(signed.encode()).hexdigest()}
-
-
 def test_ipn_and_health_answer_while_buyers_wait_on_a_slow_exchanger(slow_world):
     shop, exchanger, in_flight, database = slow_world
     for _ in range(PAGES + 1):
@@ -109,7 +94,11 @@ def test_ipn_and_health_answer_while_buyers_wait_on_a_slow_exchanger(slow_world)
     # Every return page is now waiting on the exchanger...
     assert in_flight.wait_for(PAGES)
     health = requests.get(f"{shop.url}/health", timeout=60)
-    ipn = requests.post(f"{shop.url}/ipn", data=signed_ipn(orders[PAGES]), timeout=60)
+    ipn = requests.post(
+        f"{shop.url}/ipn",
+        data=fields_for(orders[PAGES], "waitPayment", ts=int(time.time() * 1000)),
+        timeout=60,
+    )
     # ...and still was when the shop answered these: nothing queued behind the slow pages.
     waiting = not finished.is_set()
     assert health.status_code == 200 and ipn.status_code == 200
