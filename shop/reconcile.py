@@ -71,8 +71,8 @@ def poll_order(order, min_seconds=0, refund_check=False, not_since=None):
 
     The order's version is read when the question is sent: an IPN applied while the answer was
     on its way makes that answer 'raced', and the order is asked again. 'skipped' when another
-    worker asked less than min_seconds ago, or since the time not_since. Raises ExchangerError when the exchanger gave no
-    usable answer; nothing changes then.
+    worker asked less than min_seconds ago, or since the time not_since. Raises
+    ExchangerError when the exchanger gave no usable answer; nothing changes then.
     """
     db = get_db()
     outcome = "raced"

@@ -132,7 +132,8 @@ def minutes_left(order, history):
         started = datetime.fromisoformat(started)
     except (ExchangerError, KeyError, TypeError, ValueError, InvalidOperation):
         return None
-    if not ttl.is_finite() or ttl <= 0:
+    # The exchanger's number: a day at most is a payment window; beyond, it says nothing.
+    if not ttl.is_finite() or not 0 < ttl <= 24 * 60:
         return None
     left = started + timedelta(minutes=float(ttl)) - datetime.now(UTC)
     return max(0, int(left.total_seconds() // 60))
@@ -187,7 +188,8 @@ def rounded(value, places):
     Off by at most 0.05 %: near enough to judge a rate, and the amount to send is never rounded.
     """
     quantum = Decimal(1) if value >= 1000 else Decimal(1).scaleb(value.adjusted() - 3)
-    if places is not None:
+    # places is the exchanger's `decimal`: used only when it is a sensible whole number.
+    if isinstance(places, int) and not isinstance(places, bool) and 0 <= places <= 18:
         quantum = max(quantum, Decimal(1).scaleb(-places))
     return value.quantize(quantum, rounding=ROUND_HALF_UP)
 
@@ -210,10 +212,14 @@ def rate_text(route):
         one, other, value = target, source, rate
     # "1 USDT ≈ 1.010 USDT" says nothing: two currencies with one symbol go by their names.
     key = "name" if one.get("symbol") == other.get("symbol") else "symbol"
+    try:
+        shown = money(rounded(value, other.get("decimal")))
+    except InvalidOperation:
+        return None  # a rate too far out to write in 28 digits: no rate is better than a 500
     return _(
         "1 %(one)s ≈ %(value)s %(other)s",
         one=one.get(key) or one.get("xml"),
-        value=money(rounded(value, other.get("decimal"))),
+        value=shown,
         other=other.get(key) or other.get("xml"),
     )
 

@@ -61,6 +61,21 @@ def test_rates_read_one_of_the_dearer_currency(app, route):
     assert len(value.replace(",", "").replace(".", "").lstrip("0")) <= 8
 
 
+@pytest.mark.parametrize(
+    ("rate", "decimal"),
+    [("1e-40", 2), ("64250.5", "two"), ("64250.5", True), ("64250.5", -3), ("1e40", None)],
+)
+def test_odd_route_data_gives_no_rate_or_a_plain_one_never_an_error(app, rate, decimal):
+    data = {
+        "rate": {"rateFullNumber": rate},
+        "from": {"symbol": "BTC", "xml": "BTC"},
+        "to": {"symbol": "USDT", "xml": "USDTTRC20", "decimal": decimal},
+    }
+    with app.test_request_context():
+        text = words.rate_text(data)
+    assert text is None or re.fullmatch(r"1 \S+ ≈ [\d,.]+ \S+", text)
+
+
 def test_limits_and_reserve_are_mentioned_only_near_them(app):
     route = definition()
     low, high = Decimal(route["from"]["min"]), Decimal(route["from"]["max"])
