@@ -39,46 +39,51 @@ SQLITE_TRIGGERS = [
     END""",
 ]
 
-# On PostgreSQL concurrent IPNs each lock the counter rows they change until they commit. Two
-# changes the other way round (a hold -> inProgress beside an inProgress -> hold) would each
-# hold one row and wait for the other's: so every transaction locks its two rows in one order.
+# On PostgreSQL a trigger runs once per statement, with the rows it changed (transition
+# tables): a statement that makes a million orders updates each counter once, where a trigger
+# per row would update the same counter row a million times in one transaction (each update a
+# new version of it, every one read again by the next: hours). Concurrent IPNs each lock the
+# counter rows they change until they commit; they lock them in key order, so two changes the
+# other way round (hold -> inProgress beside inProgress -> hold) never wait for each other. A
+# statement that changes no status or review (most do not) writes no counter and locks none.
+# Each function names only the transition tables its trigger has.
 POSTGRESQL_TRIGGERS = [
-    """CREATE FUNCTION order_counts_add(key_status TEXT, key_review INTEGER, delta INTEGER)
-RETURNS void LANGUAGE sql AS $$
-    INSERT INTO order_counts (status, review, n) VALUES (key_status, key_review, delta)
-    ON CONFLICT (status, review) DO UPDATE SET n = order_counts.n + EXCLUDED.n
-$$""",
-    """CREATE FUNCTION order_counts_follow() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    old_review INTEGER;
-    new_review INTEGER;
+    """CREATE FUNCTION order_counts_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM order_counts_add(NEW.status, {new}, 1);
-        RETURN NULL;
-    END IF;
-    old_review := {old};
-    IF TG_OP = 'DELETE' THEN
-        PERFORM order_counts_add(OLD.status, old_review, -1);
-        RETURN NULL;
-    END IF;
-    new_review := {new};
-    IF (OLD.status, old_review) < (NEW.status, new_review) THEN
-        PERFORM order_counts_add(OLD.status, old_review, -1);
-        PERFORM order_counts_add(NEW.status, new_review, 1);
-    ELSE
-        PERFORM order_counts_add(NEW.status, new_review, 1);
-        PERFORM order_counts_add(OLD.status, old_review, -1);
-    END IF;
+    INSERT INTO order_counts (status, review, n)
+    SELECT status, {row_review}, COUNT(*) FROM new_rows GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (status, review) DO UPDATE SET n = order_counts.n + EXCLUDED.n;
     RETURN NULL;
 END
 $$""",
-    """CREATE TRIGGER order_counts_insert_delete AFTER INSERT OR DELETE ON orders
-    FOR EACH ROW EXECUTE FUNCTION order_counts_follow()""",
-    """CREATE TRIGGER order_counts_update AFTER UPDATE OF status, review_reason ON orders
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status
-        OR (OLD.review_reason IS NULL) <> (NEW.review_reason IS NULL))
-    EXECUTE FUNCTION order_counts_follow()""",
+    """CREATE FUNCTION order_counts_remove() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO order_counts (status, review, n)
+    SELECT status, {row_review}, -COUNT(*) FROM old_rows GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (status, review) DO UPDATE SET n = order_counts.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$""",
+    """CREATE FUNCTION order_counts_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO order_counts (status, review, n)
+    SELECT status, review, SUM(delta) FROM (
+        SELECT status, {row_review} AS review, -1 AS delta FROM old_rows
+        UNION ALL
+        SELECT status, {row_review}, 1 FROM new_rows
+    ) AS changes
+    GROUP BY status, review HAVING SUM(delta) <> 0 ORDER BY status, review
+    ON CONFLICT (status, review) DO UPDATE SET n = order_counts.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$""",
+    """CREATE TRIGGER order_counts_insert AFTER INSERT ON orders REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION order_counts_add()""",
+    """CREATE TRIGGER order_counts_update AFTER UPDATE ON orders
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION order_counts_move()""",
+    """CREATE TRIGGER order_counts_delete AFTER DELETE ON orders REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION order_counts_remove()""",
 ]
 
 
@@ -101,9 +106,15 @@ def upgrade():
         "INSERT INTO order_counts (status, review, n)"  # noqa: S608 - no value from outside
         f" SELECT status, {review}, COUNT(*) FROM orders GROUP BY status, {review}"
     )
-    keys = {"old": REVIEW.format(row="OLD"), "new": REVIEW.format(row="NEW")}
+    keys = {
+        "{old}": REVIEW.format(row="OLD"),
+        "{new}": REVIEW.format(row="NEW"),
+        "{row_review}": "CASE WHEN review_reason IS NULL THEN 0 ELSE 1 END",
+    }
     for trigger in POSTGRESQL_TRIGGERS if postgresql else SQLITE_TRIGGERS:
-        op.execute(trigger.replace("{old}", keys["old"]).replace("{new}", keys["new"]))
+        for key, value in keys.items():
+            trigger = trigger.replace(key, value)
+        op.execute(trigger)
 
     # The console's lists, newest first, each through an index that gives the id order too.
     not_in_review = sa.text("review_reason IS NULL")
