@@ -1,6 +1,7 @@
 """Order rows, the status rules (`decide`), and the ONE writer that changes a status (design.md 6)."""
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -515,15 +516,66 @@ def statuses_in(state):
     return sorted(status for status, of in STATE_OF.items() if of == state)
 
 
-def order_filter(state=None, date_from=None, date_to=None, search=None):
-    """(WHERE clause, parameters) for the console's filters; dates are 'YYYY-MM-DD' strings."""
+# What a console search was taken for: an order token (32 hex digits, as checkout makes them),
+# an exchanger order number, or else the start of a buyer's e-mail. Each is one index lookup;
+# nothing searches inside a text, which would read every order.
+TOKEN_TEXT = re.compile(r"[0-9a-fA-F]{32}")
+NUMBER_TEXT = re.compile(r"[0-9]{1,30}")
+BIGGEST_UID = 2**63 - 1  # exchanger_uid is a BIGINT
+# After every text that starts with a prefix, in code point order (a non-character).
+AFTER_PREFIX = "\U0010ffff"
+
+
+@dataclass(frozen=True)
+class Search:
+    """A console search: kind is 'token', 'number' or 'email' (the start of one)."""
+
+    kind: str
+    text: str
+
+    @classmethod
+    def of(cls, typed):
+        if TOKEN_TEXT.fullmatch(typed):
+            return cls("token", typed.lower())
+        if NUMBER_TEXT.fullmatch(typed):
+            return cls("number", typed.lstrip("0") or "0")
+        return cls("email", typed)
+
+    def describe(self):
+        """What the page says it shows."""
+        return {
+            "token": f"the order with token {self.text}",
+            "number": f"the order with exchanger order number {self.text}",
+            "email": f"orders whose buyer e-mail starts with {self.text}",
+        }[self.kind]
+
+    def none_found(self):
+        return {
+            "token": f"No order has the token {self.text}",
+            "number": f"No order has the exchanger order number {self.text}",
+            "email": f"No buyer e-mail starts with {self.text}",
+        }[self.kind]
+
+    def clause(self, db):
+        """(SQL condition, parameters): each kind through its own index."""
+        if self.kind == "token":
+            return "token = :token", {"token": self.text}
+        if self.kind == "number":
+            if int(self.text) > BIGGEST_UID:
+                return "1 = 0", {}  # no order has it, and PostgreSQL's BIGINT could not hold it
+            return "exchanger_uid = :uid", {"uid": int(self.text)}
+        # A range over the index on lower(buyer_email): "C" order on PostgreSQL, as indexed.
+        email = 'lower(buyer_email) COLLATE "C"' if is_postgresql(db) else "lower(buyer_email)"
+        return (
+            f"{email} >= lower(:prefix) AND {email} < lower(:prefix) || :after_prefix",
+            {"prefix": self.text, "after_prefix": AFTER_PREFIX},
+        )
+
+
+def order_filter(db, date_from=None, date_to=None, search=None, before=None, after=None):
+    """([SQL condition], parameters) for the console's filters but the state (see
+    state_branches); dates are 'YYYY-MM-DD' strings, search a Search, before/after order ids."""
     clauses, params = [], {}
-    if state == "review":
-        clauses.append("review_reason IS NOT NULL")
-    elif state:
-        names = [f":status_{n}" for n in range(len(statuses_in(state)))]
-        clauses.append(f"review_reason IS NULL AND status IN ({', '.join(names)})")
-        params.update(zip((n[1:] for n in names), statuses_in(state), strict=True))
     if date_from:
         clauses.append("created_at >= :date_from")
         params["date_from"] = date_from
@@ -532,34 +584,83 @@ def order_filter(state=None, date_from=None, date_to=None, search=None):
         clauses.append("created_at < :day_after")
         params["day_after"] = (date.fromisoformat(date_to) + timedelta(days=1)).isoformat()
     if search:
-        clauses.append(
-            "(token = :search OR CAST(exchanger_uid AS TEXT) = :search"
-            " OR buyer_email LIKE :pattern ESCAPE '\\')"
+        clause, values = search.clause(db)
+        clauses.append(clause)
+        params.update(values)
+    if before is not None:
+        clauses.append("id < :before")
+        params["before"] = before
+    if after is not None:
+        clauses.append("id > :after")
+        params["after"] = after
+    return clauses, params
+
+
+def state_branches(state):
+    """[(SQL condition, parameters)] whose union is the state, each one range of an index in
+    id order: a review, or one status of the state not under review (orders_by_state)."""
+    if state == "review":
+        return [("review_reason IS NOT NULL", {})]
+    if state:
+        return [
+            (f"review_reason IS NULL AND status = :status_{n}", {f"status_{n}": status})
+            for n, status in enumerate(statuses_in(state))
+        ]
+    return [(None, {})]
+
+
+def find_orders(filters, limit, before=None, after=None):
+    """Up to `limit` orders matching the filters, newest first: those older than the id
+    `before`, or the oldest ones newer than the id `after`.
+
+    A state of several statuses reads each status's newest from its index and keeps the
+    newest of them all: no sort of every order in the state.
+    """
+    db = get_db()
+    filters = {**filters}
+    state = filters.pop("state", None)
+    common, params = order_filter(db, **filters, before=before, after=after)
+    order = "ASC" if after is not None else "DESC"
+    selects = []
+    for condition, values in state_branches(state):
+        where = " AND ".join(([condition] if condition else []) + common)
+        selects.append(
+            f"SELECT * FROM orders{' WHERE ' + where if where else ''}"  # noqa: S608 - placeholders only
+            f" ORDER BY id {order} LIMIT :limit"
         )
-        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params.update(search=search, pattern=f"%{escaped}%")
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-def find_orders(filters, limit=None, offset=0):
-    """Orders matching the filters, newest first."""
-    where, params = order_filter(**filters)
-    sql = f"SELECT * FROM orders{where} ORDER BY id DESC"  # noqa: S608 - where holds only placeholders
-    if limit is not None:
-        sql += " LIMIT :limit OFFSET :offset"
-        params = {**params, "limit": limit, "offset": offset}
-    return query(get_db(), sql, params)
+        params.update(values)
+    if len(selects) == 1:
+        sql = selects[0]
+    else:
+        branches = " UNION ALL ".join(
+            f"SELECT * FROM ({select}) AS branch_{n}"  # noqa: S608 - placeholders only
+            for n, select in enumerate(selects)
+        )
+        sql = f"{branches} ORDER BY id {order} LIMIT :limit"
+    rows = query(db, sql, {**params, "limit": limit})
+    return rows[::-1] if after is not None else rows
 
 
 def count_by_state(filters):
-    """{state: number of orders} for the filters other than state, every state present."""
-    where, params = order_filter(**{**filters, "state": None})
-    rows = query(
-        get_db(),
-        f"SELECT status, review_reason IS NOT NULL AS review, COUNT(*) AS n FROM orders{where}"  # noqa: S608
-        " GROUP BY status, review",
-        params,
+    """{state: number of orders} for the filters other than state, every state present.
+
+    Without a date or a search these are the counters the database keeps (order_counts); with
+    one, the orders it selects are counted, found through its index.
+    """
+    db = get_db()
+    common, params = order_filter(
+        db,
+        date_from=filters.get("date_from"),
+        date_to=filters.get("date_to"),
+        search=filters.get("search"),
     )
+    if common:
+        review = "CASE WHEN review_reason IS NULL THEN 0 ELSE 1 END"
+        where = " AND ".join(common)
+        sql = f"SELECT status, {review} AS review, COUNT(*) AS n FROM orders WHERE {where}"  # noqa: S608 - placeholders only
+        rows = query(db, f"{sql} GROUP BY status, {review}", params)
+    else:
+        rows = query(db, "SELECT status, review, n FROM order_counts")
     counts = dict.fromkeys(STATES, 0)
     for row in rows:
         counts["review" if row["review"] else STATE_OF.get(row["status"], "processing")] += row["n"]
@@ -582,15 +683,29 @@ def get_ipns(order_id):
     )
 
 
-def ipn_log_entries(outcome=None, limit=50, offset=0):
-    """IPN log rows, newest first, with the token of the order each was for."""
-    return query(
+def ipn_log_entries(outcome=None, limit=50, before=None, after=None):
+    """IPN log rows, newest first, with the token of the order each was for: those older than
+    the id `before`, or the oldest ones newer than the id `after` (through ipn_log_by_outcome_id
+    when filtered by outcome, else the key)."""
+    clauses, params = [], {"limit": limit}
+    if outcome:
+        clauses.append("l.outcome = :outcome")
+        params["outcome"] = outcome
+    if before is not None:
+        clauses.append("l.id < :before")
+        params["before"] = before
+    if after is not None:
+        clauses.append("l.id > :after")
+        params["after"] = after
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    order = "ASC" if after is not None else "DESC"
+    rows = query(
         get_db(),
-        "SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id"
-        " WHERE CAST(:outcome AS TEXT) IS NULL OR l.outcome = :outcome"
-        " ORDER BY l.id DESC LIMIT :limit OFFSET :offset",
-        {"outcome": outcome, "limit": limit, "offset": offset},
+        f"SELECT l.*, o.token FROM ipn_log l LEFT JOIN orders o ON o.id = l.order_id{where}"  # noqa: S608
+        f" ORDER BY l.id {order} LIMIT :limit",
+        params,
     )
+    return rows[::-1] if after is not None else rows
 
 
 def ipn_log_suppressed(limit=20):
