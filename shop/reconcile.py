@@ -230,11 +230,10 @@ def orders_to_check():
     orders_due_for_poll holds only the others: a run reads the due orders, never the rest.
     The open orders' schedule and the done orders' refund checks both live in that column.
     """
-    return query(
-        get_db(),
-        "SELECT * FROM orders WHERE next_poll_at <= :now ORDER BY next_poll_at",
-        {"now": now()},
-    )
+    return query(get_db(), DUE_ORDERS, {"now": now()})
+
+
+DUE_ORDERS = "SELECT * FROM orders WHERE next_poll_at <= :now ORDER BY next_poll_at"
 
 
 def next_check_due():
