@@ -537,8 +537,13 @@ def poll_schedule(order, status, check_at, stamp):
     if status in FINAL:
         return None
     moment = datetime.fromisoformat(stamp)
-    age = moment - datetime.fromisoformat(order["created_at"])
-    return (moment + poll_interval(age)).isoformat(timespec="seconds")
+    every = poll_interval(moment - datetime.fromisoformat(order["created_at"]))
+    if every >= POLL_DAILY:
+        # Orders scheduled together (every open order at an upgrade, a day's unpaid orders)
+        # would stay due in one run every day or week; up to an eighth later, by id, spreads
+        # them over the runs of a few hours.
+        every += every * (order["id"] % 64) / 512
+    return (moment + every).isoformat(timespec="seconds")
 
 
 def poll_interval(age):
