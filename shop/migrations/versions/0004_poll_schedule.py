@@ -4,7 +4,8 @@ next_poll_at is when `flask reconcile` should next ask the exchanger about an or
 orders.write_order on every change, from the order's age (shop/orders.py, POLL_STEPS), and
 for a done order equal to its refund check (settle_check_at). NULL means never again: the
 order is final. The index holds only orders that still have a check coming, so a run reads
-the due ones through it, however many finished orders the shop has.
+the due ones through it, however many finished orders the shop has; the refund checks' own
+index (orders_by_settle_check) goes, as nothing reads it any more.
 
 age_flagged_at: when reconcile sent an open order to review because the exchanger had not
 finished it in OPEN_ORDER_REVIEW_DAYS; it is sent there once.
@@ -53,6 +54,8 @@ def upgrade():
         "UPDATE orders SET next_poll_at = settle_check_at"
         " WHERE status = 'done' AND settle_check_at IS NOT NULL"
     )
+    # Refund checks are found through orders_due_for_poll now: their own index only cost writes.
+    op.drop_index("orders_by_settle_check", table_name="orders")
 
 
 def downgrade():
