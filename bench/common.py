@@ -37,22 +37,24 @@ def store_config(database, database_url=None):
 
 def insert_open_orders(database, orders, database_url=None):
     """Open orders as checkout leaves them: (exchanger id, uid, secret, ipnSecret) each."""
-    from shop.db import execute, make_engine, transaction, upgrade
+    from shop.db import execute, make_engine, now, transaction, upgrade
 
     config = store_config(database, database_url)
     upgrade(config)
     engine = make_engine(config)
+    stamp = now()
     with engine.connect() as db, transaction(db):
         execute(
             db,
             "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency,"
             " price, route_id, from_xml, from_name, to_xml, send_amount, requisites, ipn_secret,"
-            " status, exchanger_id, exchanger_uid, exchanger_secret)"
-            " VALUES (:token, :key, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00',"
-            " 'en', 'USDTTRC20', '12.50', 'r', 'BTC', 'Bitcoin', 'USDTTRC20', '0.00021012', '[]',"
-            " :ipn_secret, 'new', :order_id, :uid, :secret)",
+            " status, exchanger_id, exchanger_uid, exchanger_secret, next_poll_at)"
+            " VALUES (:token, :key, :now, :now, 'en', 'USDTTRC20', '12.50', 'r', 'BTC', 'Bitcoin',"
+            " 'USDTTRC20', '0.00021012', '[]', :ipn_secret, 'new', :order_id, :uid, :secret, :now)",
             [
                 {
+                    # Just made, so due for reconcile's first check (next_poll_at).
+                    "now": stamp,
                     "token": f"t{uid}",
                     "key": f"k{uid}",
                     "ipn_secret": ipn_secret,

@@ -58,6 +58,10 @@ DEFAULTS = {
     # A done order is asked about again this many hours after it finished, so that a refund
     # whose single IPN was lost is still found: 1 hour, 1 day, 7 days. [] turns the checks off.
     "SETTLEMENT_CHECK_HOURS": [1, 24, 168],
+    # An open order the exchanger has not finished in this many days goes to review once ("the
+    # exchanger has not finished this order in N days"), and is then asked about weekly. Asked
+    # every run in its first hour, then ever more rarely (shop/orders.py, POLL_STEPS).
+    "OPEN_ORDER_REVIEW_DAYS": 7,
     # Orders one buyer session, and one address, may start per CHECKOUT_LIMIT_MINUTES.
     "CHECKOUT_LIMIT_PER_SESSION": 10,
     "CHECKOUT_LIMIT_PER_ADDRESS": 30,
@@ -200,6 +204,11 @@ def check(config, production):
         raise ConfigError("SETTLEMENT_CHECK_HOURS must be a JSON list of hours, like [1, 24, 168]")
     if list(hours) != sorted(hours):
         raise ConfigError("SETTLEMENT_CHECK_HOURS must be in increasing order")
+    days = config["OPEN_ORDER_REVIEW_DAYS"]
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
+        raise ConfigError(
+            f"OPEN_ORDER_REVIEW_DAYS must be a whole number of days, 1 to 365: {days!r}"
+        )
     proxies = config["TRUSTED_PROXIES"]
     if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
         raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies, 0 to 5: {proxies!r}")

@@ -128,10 +128,10 @@ def create_draft(db, draft, lines):
             db,
             "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
             " route_id, from_xml, from_name, to_xml, send_amount, requisites, buyer_email,"
-            " ipn_secret, status)"
+            " ipn_secret, status, next_poll_at)"
             " VALUES (:token, :checkout_key, :stamp, :stamp, :lang, :currency, :price, :route_id,"
             " :from_xml, :from_name, :to_xml, :send_amount, :requisites, :buyer_email,"
-            " :ipn_secret, :status)"
+            " :ipn_secret, :status, :stamp)"
             " ON CONFLICT (checkout_key) DO NOTHING RETURNING id",
             {**draft, "stamp": stamp, "status": DRAFT},
         )
@@ -439,13 +439,15 @@ def write_order(db, order, event, decision, stamp):
     status = decision.status or order["status"]
     events = [ms for ms in (order["last_event_ms"], event.at_ms) if ms is not None]
     finished_at, checks, check_at = settle_schedule(order, decision.settle, stamp)
+    next_poll_at = poll_schedule(order, status, check_at, stamp)
     execute(
         db,
         "UPDATE orders SET status = :status, review_reason = :review_reason,"
         " reported_in = :reported_in, reported_out = :reported_out,"
         " last_event_ms = :last_event_ms, finished_at = :finished_at,"
         " settle_checks = :settle_checks, settle_check_at = :settle_check_at,"
-        " version = version + :bump, updated_at = :stamp WHERE id = :id",
+        " next_poll_at = :next_poll_at, version = version + :bump, updated_at = :stamp"
+        " WHERE id = :id",
         {
             "status": status,
             # A review stays until a person resolves it.
@@ -456,6 +458,7 @@ def write_order(db, order, event, decision, stamp):
             "finished_at": finished_at,
             "settle_checks": checks,
             "settle_check_at": check_at,
+            "next_poll_at": next_poll_at,
             "bump": 1 if decision.changes_order else 0,
             "stamp": stamp,
             "id": order["id"],
@@ -503,6 +506,81 @@ def settle_check_due(finished_at, checks):
         return None
     due = datetime.fromisoformat(finished_at) + timedelta(hours=hours[checks])
     return due.isoformat(timespec="seconds")
+
+
+# -- when reconcile asks next (next_poll_at) -------------------------------------------------
+
+# How often reconcile asks the exchanger about an open order, by the order's age: (younger
+# than, at most this often). A fresh order is asked on every run (cron's, say each minute), so a
+# lost IPN of a buyer's payment shows at once; one that has waited hours is mostly a buyer who
+# never paid, or an exchanger's operator at work (errorPayment, hold), which an hour's delay
+# does not hurt. Older than the last step: daily, until OPEN_ORDER_REVIEW_DAYS; then weekly.
+POLL_STEPS = (
+    (timedelta(hours=1), timedelta(0)),
+    (timedelta(hours=6), timedelta(minutes=10)),
+    (timedelta(days=1), timedelta(hours=1)),
+)
+POLL_DAILY = timedelta(days=1)
+# Past the review age a person has been told (the order is in review) and the console can ask
+# at any time; a weekly question still finds an exchanger that finishes it late, at a cost of
+# one call per order per week however many such orders pile up.
+POLL_WEEKLY = timedelta(days=7)
+
+
+def poll_schedule(order, status, check_at, stamp):
+    """next_poll_at after a change at stamp: when reconcile asks next, or None for never.
+
+    A done order's next question is its refund check; other final orders are never asked
+    again. An open order is asked again after poll_interval of its age.
+    """
+    if status == "done":
+        return check_at
+    if status in FINAL:
+        return None
+    moment = datetime.fromisoformat(stamp)
+    every = poll_interval(moment - datetime.fromisoformat(order["created_at"]))
+    if every >= POLL_DAILY:
+        # Orders scheduled together (every open order at an upgrade, a day's unpaid orders)
+        # would stay due in one run every day or week; up to an eighth later, by id, spreads
+        # them over the runs of a few hours.
+        every += every * (order["id"] % 64) / 512
+    return (moment + every).isoformat(timespec="seconds")
+
+
+def poll_interval(age):
+    """How long an open order of this age waits between two questions (POLL_STEPS)."""
+    for younger_than, every in POLL_STEPS:
+        if age < younger_than:
+            return every
+    if age < timedelta(days=current_app.config["OPEN_ORDER_REVIEW_DAYS"]):
+        return POLL_DAILY
+    return POLL_WEEKLY
+
+
+def postpone_poll(db, order):
+    """Schedule the next look at an open order reconcile could not ask about (a draft still
+    waiting, an order without the exchanger's secret): nothing changed, only time passed."""
+    stamp = now()
+    with transaction(db):
+        execute(
+            db,
+            "UPDATE orders SET next_poll_at = :next_poll_at WHERE id = :id AND version = :version",
+            {
+                "next_poll_at": poll_schedule(order, order["status"], None, stamp),
+                "id": order["id"],
+                # A change since the order was read has scheduled it already.
+                "version": order["version"],
+            },
+        )
+
+
+def note_flagged_for_age(db, order_id):
+    """Remember that reconcile sent this open order to review for its age: that happens once."""
+    execute(
+        db,
+        "UPDATE orders SET age_flagged_at = :now WHERE id = :id",
+        {"now": now(), "id": order_id},
+    )
 
 
 def requisites(order):

@@ -1,8 +1,9 @@
 """Asking the exchanger for orders' real status, because IPNs are sent once and can be lost.
 
-Used by the return page and status endpoint (one order) and by `flask reconcile` (every open
-order, and done orders whose refund check is due). Every answer goes through
-orders.apply_event as a 'poll' event, which drops an answer overtaken by a newer change.
+Used by the return page and status endpoint (one order) and by `flask reconcile` (the orders
+due a check: open orders on a schedule that backs off with their age, done orders whose refund
+check is due). Every answer goes through orders.apply_event as a 'poll' event, which drops an
+answer overtaken by a newer change, and schedules the order's next check (next_poll_at).
 """
 
 import time
@@ -15,7 +16,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import orders
-from .db import get_db, now, query
+from .db import get_db, now, query, scalar, transaction
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 from .pricing import RouteDataError, number
 
@@ -148,9 +149,24 @@ def reconcile_one(order, attempts, backoff, run_started=None):
     """
     if not order["exchanger_uid"]:
         cutoff = timedelta(minutes=current_app.config["DRAFT_TIMEOUT_MINUTES"])
-        return settle_unconfirmed_draft(order, cutoff)
+        return look_again_later(order, settle_unconfirmed_draft(order, cutoff))
     if not orders.exchanger_knows(order):
-        return flag_unaskable(order)
+        return look_again_later(order, flag_unaskable(order))
+    outcome = ask_exchanger(order, attempts, backoff, run_started)
+    if outcome in ("applied", "unchanged", "review") and open_too_long(order):
+        return review_for_age(order["id"]) or outcome
+    return outcome
+
+
+def look_again_later(order, outcome):
+    """An order reconcile could only look at, not ask about, is looked at again on its schedule."""
+    if outcome in ("waiting", "unaskable"):
+        orders.postpone_poll(get_db(), order)
+    return outcome
+
+
+def ask_exchanger(order, attempts, backoff, run_started):
+    """poll_order, retried on anti-flood and failures; the outcome, or 'error'."""
     # A done order is here only because its refund check is due.
     refund_check = order["status"] == "done"
     for attempt in range(attempts):
@@ -172,19 +188,61 @@ def reconcile_one(order, attempts, backoff, run_started=None):
     return "error"
 
 
+REVIEW_FOR_AGE = "review for age"
+
+
+def open_too_long(order):
+    """True when an open order has waited OPEN_ORDER_REVIEW_DAYS and was never flagged for it."""
+    if orders.is_final(order) or order["age_flagged_at"]:
+        return False
+    waited = datetime.now(UTC) - datetime.fromisoformat(order["created_at"])
+    return waited >= timedelta(days=current_app.config["OPEN_ORDER_REVIEW_DAYS"])
+
+
+def review_for_age(order_id):
+    """Send an open order the exchanger has not finished in time to review, once.
+
+    Returns REVIEW_FOR_AGE when it went now; None when it is final after all, or already in
+    review for another reason (that reason stands; this one is raised at a later check).
+    From then on the order is asked about weekly (orders.POLL_STEPS), not every day for ever.
+    """
+    days = current_app.config["OPEN_ORDER_REVIEW_DAYS"]
+    db = get_db()
+    with transaction(db):
+        order = orders.get_order(db, order_id, for_update=True)
+        if not open_too_long(order):
+            return None
+        note = (
+            f"the exchanger has not finished this order in {days} days"
+            f" (its status there is {order['status']}): check it at the exchanger"
+        )
+        flagged = orders.apply_event(db, order_id, orders.Event("flag", order["status"], note=note))
+        if flagged != "review":
+            return None
+        orders.note_flagged_for_age(db, order_id)
+        return REVIEW_FOR_AGE
+
+
 def orders_to_check():
-    """Every order that is not final, and every done order whose refund check is due."""
-    final = dict(zip(("f0", "f1", "f2", "f3"), sorted(orders.FINAL), strict=True))
-    return query(
-        get_db(),
-        "SELECT * FROM orders WHERE status NOT IN (:f0, :f1, :f2, :f3)"
-        " OR settle_check_at <= :now ORDER BY id",
-        {**final, "now": now()},
-    )
+    """The orders due a check (next_poll_at has come), most overdue first.
+
+    next_poll_at is NULL for an order nothing can change any more, and the partial index
+    orders_due_for_poll holds only the others: a run reads the due orders, never the rest.
+    The open orders' schedule and the done orders' refund checks both live in that column.
+    """
+    return query(get_db(), DUE_ORDERS, {"now": now()})
 
 
-def reconcile_all(concurrency=None, attempts=3, backoff=0.5, started=None):
-    """reconcile_one for every order to check, a few at a time; returns a Counter of outcomes.
+DUE_ORDERS = "SELECT * FROM orders WHERE next_poll_at <= :now ORDER BY next_poll_at"
+
+
+def next_check_due():
+    """The earliest next_poll_at of any order (through the index), or None."""
+    return scalar(get_db(), "SELECT MIN(next_poll_at) FROM orders WHERE next_poll_at IS NOT NULL")
+
+
+def check_due_orders(concurrency=None, attempts=3, backoff=0.5, started=None):
+    """reconcile_one for every order due, a few at a time: a list of (order, outcome).
 
     Cron may run this on every host at once: an order that another host's run asked about
     after `started` (this run's start, a datetime) is skipped, so runs that overlap ask
@@ -200,18 +258,38 @@ def reconcile_all(concurrency=None, attempts=3, backoff=0.5, started=None):
         with app.app_context():
             return reconcile_one(order, attempts, backoff, started)
 
+    due = orders_to_check()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return Counter(pool.map(work, orders_to_check()))
+        return list(zip(due, pool.map(work, due), strict=True))
+
+
+def reconcile_all(concurrency=None, attempts=3, backoff=0.5, started=None):
+    """check_due_orders, as a Counter of outcomes."""
+    return Counter(
+        outcome for _, outcome in check_due_orders(concurrency, attempts, backoff, started)
+    )
 
 
 @click.command("reconcile")
 @with_appcontext
 @click.option("--concurrency", type=click.IntRange(1, 64), default=None, help="Orders at once.")
 def reconcile_command(concurrency):
-    """Ask the exchanger about every open order and every done order due a refund check."""
-    outcomes = reconcile_all(concurrency)
+    """Ask the exchanger about the open orders due a check and the done orders due a refund check."""
+    checked = check_due_orders(concurrency)
+    outcomes = Counter(outcome for _, outcome in checked)
+    # Drafts and orders without the exchanger's secret are looked at, not asked about.
+    asked = sum(
+        1 for order, outcome in checked if orders.exchanger_knows(order) and outcome != "skipped"
+    )
     summary = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
-    click.echo(f"Checked {sum(outcomes.values())} orders: {summary or 'nothing to do'}.")
+    click.echo(f"Checked {len(checked)} orders due: {summary or 'nothing to do'}.")
+    click.echo(
+        f"Asked the exchanger about {asked}; {outcomes['skipped']} skipped (another run asked)."
+    )
+    if outcomes[REVIEW_FOR_AGE]:
+        days = current_app.config["OPEN_ORDER_REVIEW_DAYS"]
+        click.echo(f"{outcomes[REVIEW_FOR_AGE]} open for {days} days or more went to review.")
+    click.echo(f"Next check due: {next_check_due() or 'none, no order can still change'}.")
     if outcomes["error"]:
         click.echo(f"{outcomes['error']} could not be checked; run again later.", err=True)
         raise SystemExit(1)

@@ -11,6 +11,25 @@ from shop import db
 LEGACY = Path(__file__).with_name("legacy_migrations")
 
 
+def head():
+    """The newest revision: what init-db brings every database to."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(db.alembic_config(None)).get_current_head()
+
+
+def upgrade_to(url, revision):
+    """The database at one revision, as a release that stopped there left it."""
+    from alembic import command
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(db.alembic_config(connection), revision)
+    finally:
+        engine.dispose()
+
+
 def legacy_database(path, up_to=db.LEGACY_USER_VERSION):
     """A database as the old numbered-SQL runner left it at PRAGMA user_version = up_to."""
     connection = sqlite3.connect(path)
@@ -66,12 +85,6 @@ def schema(url):
         engine.dispose()
 
 
-def head_revision():
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory(str(db.MIGRATIONS)).get_current_head()
-
-
 def init_db(tmp_path, database, *args):
     app = create_shop_unmigrated(database)
     return app.test_cli_runner().invoke(args=[*args] or ["init-db"])
@@ -96,12 +109,11 @@ def test_an_old_runners_database_is_stamped_and_keeps_its_data(tmp_path):
     result = init_db(tmp_path, path)
 
     assert result.exit_code == 0, result.output
-    # Stamped at the old runner's last revision, then only the revisions after it applied.
-    assert "empty" not in result.output
-    assert "Applied" not in result.output or "Applied 0002 -> " in result.output
+    # Stamped at the old runner's last version, then only the newer revisions run.
+    assert "empty" not in result.output and "0001" not in result.output
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (head_revision(),)
+            (head(),)
         ]
         assert connection.execute("SELECT remote_addr FROM login_attempts").fetchall() == [
             ("192.0.2.1",)
@@ -109,14 +121,8 @@ def test_an_old_runners_database_is_stamped_and_keeps_its_data(tmp_path):
 
 
 def test_the_alembic_history_makes_exactly_the_old_runners_last_schema(tmp_path):
-    from alembic import command
-
     legacy_database(str(tmp_path / "old.sqlite")).close()
-    # Up to the revision the old runner's last version is stamped as; later ones add to it.
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
-    with engine.begin() as connection:
-        command.upgrade(db.alembic_config(connection), db.LEGACY_REVISIONS[db.LEGACY_USER_VERSION])
-    engine.dispose()
+    upgrade_to(f"sqlite:///{tmp_path / 'new.sqlite'}", db.LEGACY_REVISIONS[db.LEGACY_USER_VERSION])
     old = schema(f"sqlite:///{tmp_path / 'old.sqlite'}")
     new = schema(f"sqlite:///{tmp_path / 'new.sqlite'}")
     assert new.pop("alembic_version")
@@ -144,15 +150,15 @@ def test_starting_never_migrates_and_init_db_is_idempotent(tmp_path):
     again = init_db(tmp_path, path, "db", "upgrade")
     current = init_db(tmp_path, path, "db", "current")
 
-    assert f"Applied empty -> {head_revision()}." in first.output
+    assert f"Applied empty -> {head()}." in first.output
     assert "The database is up to date." in again.output
-    assert current.output.strip() == head_revision()
+    assert current.output.strip() == head()
     assert {"orders", "ipn_log", "status_history"} <= set(schema(f"sqlite:///{path}"))
 
 
 def test_the_same_revision_makes_the_schema_on_postgresql(postgres):
     url = postgres.database()
-    assert db.upgrade({"DATABASE_URL": url}) == [f"empty -> {head_revision()}"]
+    assert db.upgrade({"DATABASE_URL": url}) == [f"empty -> {head()}"]
     assert db.upgrade({"DATABASE_URL": url}) == []
 
     tables = schema(db.database_url({"DATABASE_URL": url}))
@@ -194,5 +200,5 @@ def test_an_old_runners_earlier_version_is_stamped_then_upgraded(tmp_path):
     result = init_db(tmp_path, path)
 
     assert result.exit_code == 0, result.output
-    assert f"Applied 0001 -> {head_revision()}." in result.output
+    assert f"Applied 0001 -> {head()}." in result.output
     assert "mail_outbox" in schema(f"sqlite:///{path}")
