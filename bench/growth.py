@@ -289,16 +289,17 @@ def insert_history_sql(engine, age):
 
 
 def insert_ipn_log_sql(engine, age):
-    """Two lines per order: its status applied, then a repeat (some duplicate, some forged)."""
+    """Two lines per order: its status applied, then a repeat: a duplicate for one in five,
+    and for one order in 2,000 a rejected one (a forged or misconfigured sender: rare)."""
     return (
         "INSERT INTO ipn_log (received_at, remote_addr, content_type, body, order_id, outcome,"
         " reason, headers, checksum_field)"
         f" SELECT {stamp_sql(engine, age + ' + 200 - 100 * s.step')},"
         " :ipn_remote_addr, :ipn_content_type, :ipn_body,"
-        " CASE WHEN s.step = 2 AND g.n % 25 = 0 THEN NULL ELSE :base + g.n END,"
-        " CASE WHEN s.step = 1 THEN 'applied' WHEN g.n % 25 = 0 THEN 'rejected'"
+        " CASE WHEN s.step = 2 AND g.n % 2000 = 0 THEN NULL ELSE :base + g.n END,"
+        " CASE WHEN s.step = 1 THEN 'applied' WHEN g.n % 2000 = 0 THEN 'rejected'"
         "  WHEN g.n % 5 = 0 THEN 'duplicate' ELSE 'applied' END,"
-        " CASE WHEN s.step = 2 AND g.n % 25 = 0 THEN 'checksum does not match' END,"
+        " CASE WHEN s.step = 2 AND g.n % 2000 = 0 THEN 'checksum does not match' END,"
         " :ipn_headers, :ipn_checksum_field"
         f"{FROM_NUMBERS.replace(' WHERE', ' CROSS JOIN bench_steps s WHERE')}"
         " AND s.step < 3 AND k.known = 1"
@@ -431,6 +432,9 @@ class GrownShop:
             *OPEN_STATUSES,
             datetime.fromtimestamp(time.time() - DAY, UTC).isoformat(timespec="seconds"),
         )[0]["n"]
+        open_orders = self.rows(
+            "SELECT COUNT(*) AS n FROM orders WHERE status IN (?, ?, ?, ?, ?)", *OPEN_STATUSES
+        )[0]["n"]
         return {
             "done": done[0],
             "waiting": waiting,
@@ -440,6 +444,7 @@ class GrownShop:
             "old_ipn_id": ipns["hi"] - int((ipns["hi"] - ipns["lo"]) * OLD_PAGE_DEPTH),
             "old_ipn_page": int(ipns["n"] * OLD_PAGE_DEPTH) // 50 + 1,
             "open_young": open_young,
+            "open_orders": open_orders,
         }
 
     def stop(self):
@@ -679,6 +684,7 @@ ROWS = [
     ("reconcile_next", "reconcile, next run right after", "s", ""),
     ("reconcile_next_asked", "reconcile, next run, orders asked", "orders", "due"),
     ("reconcile_next_per_order", "reconcile, next run, per order asked", "ms", "<= 3x"),
+    ("open_orders", "open orders (not final)", "orders", ""),
     ("open_young", "open orders younger than a day", "orders", ""),
 ]
 
@@ -763,6 +769,7 @@ def measure_pair(shops):
     for shop, found in zip(shops, figures, strict=True):
         found["ipn"] = ipn_ms(shop)
         found["open_young"] = shop.samples["open_young"]
+        found["open_orders"] = shop.samples["open_orders"]
     for shop, found in zip(shops, figures, strict=True):
         found.update(csv_figures(shop))
     # Last: reconcile changes orders (old ones may go to review).
