@@ -774,6 +774,7 @@ def measure_pair(shops):
             _, _, url, who = pages[index]
             session = shop.console if who == "console" else requests.Session()
             found[key] = median_ms(lambda session=session, url=url: timed_get(session, url))
+        print(f"  {key}: {' / '.join(number(found[key]) for found in figures)} ms", flush=True)
     for shop, found in zip(shops, figures, strict=True):
         found["ipn"] = ipn_ms(shop)
         found["open_young"] = shop.samples["open_young"]
@@ -811,13 +812,38 @@ def run_engine(engine, sizes, database_urls):
     }
 
 
+def markdown(results):
+    """The README's table from a results file: each engine's small, large, ratio and result."""
+    runs = results["runs"]
+    head = "| what | " + " | ".join(
+        f"{run['engine']} {run['sizes'][0]:,} | {run['sizes'][1]:,} | ratio | result"
+        for run in runs
+    )
+    lines = [head + " | goal |", "|---" * (2 + 4 * len(runs)) + "|"]
+    for index, row in enumerate(runs[0]["rows"]):
+        cells = [f"{row['what']} ({row['unit']})"]
+        for run in runs:
+            theirs = run["rows"][index]
+            ratio = "-" if theirs["ratio"] is None else f"{theirs['ratio']:.1f}"
+            result = f"**{theirs['result']}**" if theirs["result"] == "MISSED" else theirs["result"]
+            cells += [number(theirs["small"]), number(theirs["large"]), ratio, result]
+        lines.append("| " + " | ".join(cells + [row["goal"]]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=SMALL, help="orders in the small shop")
     parser.add_argument("--large", type=int, default=LARGE, help="orders in the large shop")
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--json", type=Path, help="where to write the results (bench/results/)")
+    parser.add_argument(
+        "--markdown", type=Path, help="print a results file as a Markdown table, and stop"
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return None
     # A kill ends the run through its finally blocks: the servers it started stop with it.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if min(args.small, args.large) < 100:
