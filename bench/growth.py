@@ -717,7 +717,7 @@ def judge(goal, small, large, young_large):
 def goal_text(goal, young_large):
     return {
         "page": "<= 3x, < 100 ms",
-        "due": f"<= {young_large} (young open)",
+        "due": f"<= {young_large:,} (young open)",
         "<= 3x": "<= 3x",
     }.get(goal, goal)
 
