@@ -101,7 +101,7 @@ def stamp_sql(engine, seconds_ago):
     return f"strftime('%Y-%m-%dT%H:%M:%S+00:00', :now_epoch - ({seconds_ago}), 'unixepoch')"
 
 
-def build_orders(config, engine, size, sandbox_url):
+def build_orders(config, engine, size):
     """The shop's database grown to `size` orders from the real ones it holds, in SQL."""
     from shop.db import execute, make_engine, query, scalar, transaction
 
@@ -379,7 +379,7 @@ class GrownShop:
         self.sandbox_url = sandbox.url
         started = time.monotonic()
         self.make_templates()
-        self.orders = build_orders(self.config, engine, size, sandbox.url)
+        self.orders = build_orders(self.config, engine, size)
         self.build_seconds = time.monotonic() - started
         self.console = console_session(self.server.url, PASSWORD)
         self.samples = self.pick_samples()
