@@ -237,3 +237,42 @@ def report(title, rows):
     width = max(len(name) for name, *_ in rows)
     for name, value, goal, result in rows:
         print(f"  {name:<{width}}  {value:>12}  {goal:<22} {result}")
+
+
+def worker_memory(server):
+    """{worker pid: (VmRSS, VmHWM) in MB}: resident now and at its peak, per gunicorn worker."""
+    found = {}
+    for pid in server.worker_pids():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:  # a worker restarting right now
+            continue
+        rss, hwm = (
+            int(re.search(rf"{name}:\s+(\d+) kB", status).group(1)) / 1024
+            for name in ("VmRSS", "VmHWM")
+        )
+        found[pid] = (rss, hwm)
+    return found
+
+
+def console_session(shop_url, password):
+    """A requests session logged into the shop's console (the login form's CSRF token)."""
+    from tests.helpers import hidden_inputs
+
+    merchant = requests.Session()
+    form = merchant.get(f"{shop_url}/console/login", timeout=30).text
+    data = {**hidden_inputs(form), "password": password}
+    answer = merchant.post(f"{shop_url}/console/login", data=data, timeout=30)
+    if not answer.ok or "/console/login" in answer.url:
+        raise RuntimeError(f"console login failed: HTTP {answer.status_code}")
+    return merchant
+
+
+def reset_peak_memory(server):
+    """Set each worker's VmHWM back to its VmRSS (Linux clear_refs 5), so that the next peak
+    read is that of what follows, not of anything the worker did before."""
+    for pid in server.worker_pids():
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except (FileNotFoundError, PermissionError):  # restarting, or a kernel without it
+            continue
