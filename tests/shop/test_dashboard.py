@@ -15,7 +15,7 @@ from shop import dashboard
 from shop.db import get_db, is_postgresql
 from tests.conftest import BOTH_ENGINES
 from tests.helpers import query
-from tests.shop.test_console import PASSWORD, log_in
+from tests.shop.test_console import PASSWORD, buy, log_in, post_button, sandbox_set
 
 pytestmark = BOTH_ENGINES
 
@@ -322,3 +322,29 @@ def test_every_query_reads_an_index_range_not_the_table(console_app):
                     r"(created_at|finished_at)>\? AND",
                     line,
                 ), (statement, plan)
+
+
+def test_orders_paid_through_the_sandbox_show_and_each_count_leads_to_its_orders(
+    console_app, merchant
+):
+    paid, failed, waiting = buy(console_app, times=3)
+    sandbox_set(console_app, paid["exchanger_uid"], "done")
+    sandbox_set(console_app, failed["exchanger_uid"], "errorPayment")
+    for order in (paid, failed):
+        post_button(merchant, f"/console/orders/{order['token']}/refresh")
+
+    page = Page(merchant.get("/console/dashboard").get_data(as_text=True))
+    assert amount(page.text("revenue-total-usdttrc20").split()[0]) == Decimal(paid["price"])
+    assert (page.text("paid"), page.text("created"), page.text("failed")) == ("1", "3", "1")
+    assert page.text("conversion") == "33.3 %"
+    # Each figure's link lists exactly the orders it counts.
+    for link, tokens in (
+        ("paid-created", [paid["token"]]),
+        ("failed", [failed["token"]]),
+        ("created", [waiting["token"], failed["token"], paid["token"]]),
+        ("review", []),
+    ):
+        listed = merchant.get(page.links[link]).get_data(as_text=True)
+        assert re.findall(r'data-token="([^"]+)"', listed) == tokens, link
+    html = merchant.get("/console/dashboard").get_data(as_text=True)
+    assert re.findall(r'<tr data-token="([^"]+)"', html) == [failed["token"], waiting["token"]]
