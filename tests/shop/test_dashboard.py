@@ -279,10 +279,9 @@ def plans(db, statements):
 
 # The index each of dashboard.figures's queries must read, in the order it asks them.
 INDEXES = [
-    "orders_paid_by_finished",  # revenue per day
+    "orders_paid_by_finished",  # revenue per day and route
     "orders_by_created_status",  # created per state
     "orders_in_review",  # of them in review
-    "orders_paid_by_finished",  # revenue per route
     "orders_paid_by_finished",  # median time to paid
     "orders_in_review",  # reviews of any day
     "orders_open_by_created",  # waiting longest
