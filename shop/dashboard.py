@@ -341,7 +341,7 @@ def day_chart(currency, series):
 
 def route_chart(currency, routes):
     """Paid revenue per route in one currency: a horizontal bar per route, largest first."""
-    left, right, top, row_height = 190, 150, 8, 28
+    left, right, top, row_height = 190, 230, 8, 28
     shown = routes[:ROUTES_CHARTED]
     height = top * 2 + row_height * len(shown)
     top_value = nice_ceiling(float(shown[0].revenue))
@@ -386,17 +386,17 @@ def charts(figures):
 
 
 def duration_words(seconds):
-    """3 min 20 s, 2 h 5 min, 1 d 4 h: the two largest units."""
+    """40 s, 3 min 20 s, 2 h 5 min, 1 d 4 h: the largest unit and the next one (when not 0)."""
     if seconds is None:
         return "—"
     units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
-    parts = []
-    for name, size in units:
-        if seconds >= size or (name == "s" and not parts):
-            parts.append(f"{seconds // size} {name}")
-            seconds %= size
-        if len(parts) == 2:
-            break
+    first = next((n for n, (_, size) in enumerate(units) if seconds >= size), len(units) - 1)
+    parts = [f"{seconds // units[first][1]} {units[first][0]}"]
+    if first + 1 < len(units):
+        name, size = units[first + 1]
+        rest = seconds % units[first][1] // size
+        if rest:
+            parts.append(f"{rest} {name}")
     return " ".join(parts)
 
 

@@ -347,3 +347,19 @@ def test_orders_paid_through_the_sandbox_show_and_each_count_leads_to_its_orders
         assert re.findall(r'data-token="([^"]+)"', listed) == tokens, link
     html = merchant.get("/console/dashboard").get_data(as_text=True)
     assert re.findall(r'<tr data-token="([^"]+)"', html) == [failed["token"], waiting["token"]]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (None, "—"),
+        (0, "0 s"),
+        (40, "40 s"),
+        (200, "3 min 20 s"),
+        (3601, "1 h"),
+        (7500, "2 h 5 min"),
+        (100800, "1 d 4 h"),
+    ],
+)
+def test_durations_read_in_their_two_largest_units(seconds, words):
+    assert dashboard.duration_words(seconds) == words
