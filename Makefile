@@ -80,6 +80,7 @@ bench: $(VENV)/.dev translations wrk postgresql
 	$(BIN)/python -m bench.reconcile
 	$(BIN)/python -m bench.checkout
 	$(BIN)/python -m bench.chaos --orders 1000
+	$(BIN)/python -m bench.dashboard
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
