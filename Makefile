@@ -83,6 +83,7 @@ bench: $(VENV)/.dev translations wrk postgresql
 	$(BIN)/python -m bench.checkout
 	$(BIN)/python -m bench.chaos --orders 1000
 	$(BIN)/python -m bench.growth
+	$(BIN)/python -m bench.dashboard
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -317,8 +317,9 @@ def fill_derived_tables(db, engine):
     """What the shop keeps beside its orders, made true for the orders the builder inserted.
 
     The ONE place to adapt when a migration adds state derived from the orders:
-    - order_counts (counters per state, if a migration made it): rebuilt with one GROUP BY
-      over its key columns, which must be columns of orders or `review`;
+    - order_counts (counters per state, migration 0003): its triggers count every inserted
+      order already; rebuilt with one GROUP BY anyway, so a build can never measure drifted
+      counters;
     - columns of orders added later (a poll schedule such as next_poll_at) were copied from
       the real order of the same status by copy_expressions: every open copy is due as that
       order was, as on the first run after a migration, and reconcile's first run sets its

@@ -24,13 +24,15 @@ from flask import (
 from flask.cli import AppGroup
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import logins, orders
+from . import dashboard, logins, orders
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, get_exchanger
 from .forms import ButtonForm, IpnFilterForm, LoginForm, OrderFilterForm, ReviewForm
 from .reconcile import poll_order
 
 bp = Blueprint("console", __name__, url_prefix="/console")
+# Where a login lands when it was not sent from another console page.
+HOME = "console.orders_page"
 
 PAGE_SIZE = 50
 CSV_COLUMNS = (
@@ -64,7 +66,7 @@ def safe_next(target):
     """Only a path on this site: never a URL that could send the merchant elsewhere."""
     parts = urlsplit(target or "")
     if parts.scheme or parts.netloc or not parts.path.startswith("/console") or "\\" in target:
-        return url_for("console.orders_page")
+        return url_for(HOME)
     return target
 
 
@@ -116,6 +118,12 @@ def logins_page():
         per_address=logins.MAX_FAILURES_PER_ADDRESS,
         overall=logins.MAX_FAILURES_GLOBAL,
     )
+
+
+@bp.route("/dashboard")
+def dashboard_page():
+    """Revenue, conversion, time to paid and the orders waiting longest (shop/dashboard.py)."""
+    return dashboard.page()
 
 
 def read_filters():

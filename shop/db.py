@@ -5,6 +5,7 @@ import functools
 import sqlite3
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -38,7 +39,22 @@ def connect(path, rows=True):
     # An IPN is never sent again: once answered, its effect must survive a power cut.
     db.execute("PRAGMA synchronous = FULL")
     db.execute("PRAGMA busy_timeout = 15000")
+    db.create_aggregate("decimal_sum", 1, DecimalSum)
     return db
+
+
+class DecimalSum:
+    """SQLite's decimal_sum(money): the exact sum of decimal text, as text (SUM adds floats)."""
+
+    def __init__(self):
+        self.total = None
+
+    def step(self, value):
+        if value is not None:
+            self.total = Decimal(value) + (self.total or 0)
+
+    def finalize(self):
+        return None if self.total is None else str(self.total)
 
 
 def make_engine(config):
@@ -146,6 +162,11 @@ def scalar(db, sql, params=None):
 
 def is_postgresql(db):
     return db.dialect.name == "postgresql"
+
+
+def money_sum(db):
+    """The SQL aggregate that adds money exactly: NUMERIC's SUM, or SQLite's decimal_sum."""
+    return "SUM" if is_postgresql(db) else "decimal_sum"
 
 
 def advisory_lock(db, name):

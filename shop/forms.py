@@ -171,3 +171,12 @@ class IpnFilterForm(QueryForm):
         choices=[SelectChoice("", "Any outcome")] + [SelectChoice(o) for o in IPN_OUTCOMES],
         validators=[Optional()],
     )
+
+
+class DashboardForm(QueryForm):
+    # The choices are dashboard.PERIODS (not imported: the dashboard imports this module).
+    days = SelectField(
+        "Period",
+        choices=[SelectChoice(days, f"Last {days} days") for days in (7, 30, 90)],
+        coerce=int,
+    )

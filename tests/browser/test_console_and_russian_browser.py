@@ -1,10 +1,13 @@
 """In Chromium: a Russian buyer's checkout, and a merchant working in the console."""
 
+import re
+
 import pytest
 import requests
 from playwright.sync_api import expect
 from werkzeug.security import generate_password_hash
 
+from tests.browser.test_buyer_journey_browser import AXE_SOURCE, OVERFLOWING, SERIOUS
 from tests.conftest import ShopServer
 from tests.helpers import BTC_ADDRESS, SETTLEMENT, buy_over_http
 
@@ -101,6 +104,22 @@ def test_a_merchant_finds_refreshes_and_cancels_orders(
     expect(page.locator("#state")).to_have_text("cancelled")
     screenshot("cancelled")
     assert sandbox_server.orders()[unpaid["exchanger_uid"]]["status"] == "deleted"
+
+    # The exchanger finishes the paid order: the dashboard draws its revenue and names it.
+    sandbox_server.set_status(paid["exchanger_uid"], "done")
+    page.goto(f"{console_shop.url}/console/orders/{paid['token']}")
+    page.get_by_role("button", name="Refresh from the exchanger").click()
+    expect(page.locator("#state")).to_have_text("paid")
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.get_by_role("img", name=re.compile("Paid revenue per day"))).to_be_visible()
+    expect(page.locator("#paid")).to_have_text("1")
+    expect(page.locator("#conversion")).to_have_text("50.0 %")
+    page.get_by_text("The numbers behind this chart").first.click()
+    screenshot("dashboard")
+    assert page.evaluate(OVERFLOWING) == []
+    page.evaluate(AXE_SOURCE + "\n;true")  # evaluated: the shop's CSP refuses inline scripts
+    assert page.evaluate(SERIOUS) == []
 
     page.get_by_role("button", name="Log out").click()
     page.goto(f"{console_shop.url}/console/")

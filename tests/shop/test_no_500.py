@@ -34,7 +34,7 @@ def test_every_route_survives_odd_input(app, merchant):
                 continue  # a value the rule's converter refuses is no URL to try
             query = {
                 name: rng.choice(ODD_VALUES)
-                for name in ("page", "state", "q", "date_from", "status", "next")
+                for name in ("page", "state", "q", "date_from", "status", "next", "days")
             }
             form = {
                 name: rng.choice(ODD_VALUES)
