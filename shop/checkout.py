@@ -270,11 +270,21 @@ def fill_requisites(purchase, route_id):
     page = RequisitePage(route, offer, purchase, form_class(), fields)
     if request.method == "GET":
         page.form.checkout_key.data = secrets.token_urlsafe(24)
+        prefill_email(page)
     if offer.problem:
         return page.render(problem=problem_text(offer.problem, route))
     if page.form.validate_on_submit():
         return place_order(page)
     return page.render()
+
+
+def prefill_email(page):
+    """A payment's buyer e-mail, given by the merchant, in the route's e-mail field (editable)."""
+    email = (page.purchase.payment or {}).get("buyer_email")
+    for f in page.fields if email else ():
+        # Platform fields have no type: an e-mail shows only through its name.
+        if "mail" in f.label.lower():
+            page.form[f.form_name].data = email
 
 
 def draft_for(page):
