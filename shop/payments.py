@@ -74,7 +74,9 @@ def check_text(field, value, limit, required):
         raise Invalid(field, "is required")
     if len(value) > limit:
         raise Invalid(field, f"must be at most {limit} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        # Control characters, and the halves of a surrogate pair that JSON's \ud800 can
+        # carry alone: no database stores those as text.
         raise Invalid(field, "must be one line of printable text")
     return value
 
@@ -181,7 +183,7 @@ def create_payment(
 
 def body_hash(body):
     """The SHA-256 of a JSON body in canonical form: key order and spacing do not count."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -257,6 +257,8 @@ BAD_FIELDS = [
     ({"description": "x" * 201}, "description"),
     ({"description": "two\nlines"}, "description"),
     ({"description": 5}, "description"),
+    ({"description": "half a pair \ud800"}, "description"),
+    ({"reference": "\udfff"}, "reference"),
     ({"reference": None}, "reference"),
     ({"reference": "r" * 101}, "reference"),
     ({"buyer_email": "nobody"}, "buyer_email"),
