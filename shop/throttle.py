@@ -73,6 +73,7 @@ def fixed_window(name, limit, seconds):
     clock = int(datetime.now(UTC).timestamp())
     start = clock - clock % seconds
     db = get_db()
+    # Not flushed on its own: a count lost to a power cut only lets a few more requests in.
     with transaction(db, durable=False):
         count = scalar(
             db,
