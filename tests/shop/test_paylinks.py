@@ -320,6 +320,8 @@ def test_a_link_paid_through_the_sandbox_shows_paid_with_its_reference(
     row = re.search(r'<tr id="payment-\d+"[^>]*>', listing).group(0)
     assert 'data-state="paid"' in row and 'data-reference="WS-2026-11"' in row
     assert f"{order['token'][:8]}… paid" in listing
+    order_page = console.get(f"{shop}/console/orders/{order['token']}", timeout=10).text
+    assert '<strong id="reference">WS-2026-11</strong>' in order_page
     # Single use, and paid: the link now says so.
     again = buyer.get(link, timeout=10)
     assert again.status_code == 410 and "This payment has already been made." in again.text
