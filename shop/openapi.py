@@ -1,6 +1,6 @@
 """The API's OpenAPI 3.1 description, served at /api/v1/openapi.json.
 
-Kept as a Python dict beside the code it describes; tests/shop/test_api.py checks every route
+Kept as a Python dict beside the code it describes; tests/shop/test_merchant_api.py checks every route
 and error code here against the real answers, so the two cannot drift apart unnoticed.
 """
 
