@@ -6,6 +6,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import sandbox
 from shop import (
+    api,
     buyer,
     catalog,
     checkout,
@@ -17,6 +18,7 @@ from shop import (
     ipn,
     mail,
     merchant,
+    paylinks,
     reconcile,
     security,
     words,
@@ -41,13 +43,18 @@ def create_app(test_config=None):
     buyer.init_app(app)
     mail.init_app(app)
     security.init_app(app)
+    paylinks.init_app(app)
     sandbox_app = mount_sandbox(app) if app.config["SANDBOX_MODE"] else None
     app.extensions["exchanger"] = exchanger_client(app, sandbox_app)
 
-    for module in (catalog, checkout, buyer, mail, ipn, console, i18n):
+    for module in (catalog, checkout, paylinks, buyer, mail, ipn, console, i18n, api):
         app.register_blueprint(module.bp)
-    # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
+    app.register_blueprint(paylinks.console_bp)
+    app.register_blueprint(api.keys_bp)
+    # The IPN is protected by its checksum; the exchanger has no CSRF token to send. The API
+    # takes no cookie, only a bearer key, which another site's page cannot send for anyone.
     csrf.exempt(ipn.bp)
+    csrf.exempt(api.bp)
     for command in (
         db.init_db_command,
         db.db_cli,
@@ -137,6 +144,10 @@ def register_error_pages(app):
         status = 400 if error is CSRFError else error
 
         def handler(e, title=title, message=message, status=status):
+            # Under /api/ every answer is JSON, errors from routing included.
+            answer = api.http_error(e)
+            if answer is not None:
+                return answer
             return render_template("error.html", title=title, message=message), status
 
         app.register_error_handler(error, handler)

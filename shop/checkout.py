@@ -1,4 +1,8 @@
-"""Checkout: cart -> route -> requisites -> order/create -> the exchanger's payment page; return page."""
+"""Checkout: cart -> route -> requisites -> order/create -> the exchanger's payment page; return page.
+
+The same steps pay a payment link or an API payment (shop/paylinks.py): a Purchase says what
+is being paid, a cart or a payment, and where its pages are.
+"""
 
 import json
 import re
@@ -27,6 +31,7 @@ from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, ExchangerUnavailable, get_exchanger
 from .forms import requisite_form_class
 from .i18n import N_, current_lang, money
+from .payments import for_order
 from .pricing import Quote, RouteDataError, quote
 from .reconcile import UNREACHABLE, refresh_order
 
@@ -122,25 +127,56 @@ def unavailable(message, retry_url):
     return render_template("checkout/unavailable.html", message=message, retry_url=retry_url), 503
 
 
+@dataclass(frozen=True)
+class Purchase:
+    """What the buyer pays for: the session's cart (lines), or a payment (no lines)."""
+
+    lines: list
+    total: Decimal
+    payment: dict | None = None
+
+    def routes_url(self):
+        if self.payment is None:
+            return url_for("checkout.choose_route")
+        return url_for("paylinks.choose_route", token=self.payment["token"])
+
+    def requisites_url(self, route_id):
+        if self.payment is None:
+            return url_for("checkout.requisites", route_id=route_id)
+        return url_for("paylinks.requisites", token=self.payment["token"], route_id=route_id)
+
+
+def cart_purchase():
+    """The session's cart as a Purchase; None when it is empty."""
+    lines, total = cart_lines()
+    return Purchase(lines, total) if lines else None
+
+
 @bp.route("/checkout")
 def choose_route():
     """Pick how to pay: every route into the settlement currency, with rate and amount to send."""
-    lines, total = cart_lines()
-    if not lines:
+    purchase = cart_purchase()
+    if purchase is None:
         flash(_("Your cart is empty."), "error")
         return redirect(url_for("catalog.cart"))
+    return show_routes(purchase)
+
+
+def show_routes(purchase):
+    """The route choice for a purchase."""
     try:
-        found, stale = offers(total)
+        found, stale = offers(purchase.total)
     except ExchangerError as exc:
         current_app.logger.warning("route list failed: %s", exc.message)
         return unavailable(
-            _("We cannot reach the payment service right now."), url_for("checkout.choose_route")
+            _("We cannot reach the payment service right now."), purchase.routes_url()
         )
     return render_template(
         "checkout/routes.html",
         offers=found,
         stale=stale,
-        total=total,
+        total=purchase.total,
+        purchase=purchase,
         currency=current_app.config["SETTLEMENT_XML"],
     )
 
@@ -167,10 +203,13 @@ class RequisitePage:
 
     route: dict
     offer: Quote
-    lines: list
-    total: Decimal
+    purchase: Purchase
     form: FlaskForm
     fields: list
+
+    @property
+    def total(self):
+        return self.purchase.total
 
     def render(self, problem=None, status=200):
         return render_template(
@@ -181,6 +220,7 @@ class RequisitePage:
             offer=self.offer,
             problem=problem,
             total=self.total,
+            purchase=self.purchase,
             currency=current_app.config["SETTLEMENT_XML"],
             instructions=instructions_for(self.route, current_lang()),
         ), status
@@ -189,15 +229,29 @@ class RequisitePage:
 @bp.route("/checkout/<route_id>", methods=("GET", "POST"))
 def requisites(route_id):
     """The route's requisite form; on a valid submit, the order is placed."""
+    earlier = resubmitted()
+    if earlier is not None:
+        return earlier
+    purchase = cart_purchase()
+    if purchase is None:
+        flash(_("Your cart is empty."), "error")
+        return redirect(url_for("catalog.cart"))
+    return fill_requisites(purchase, route_id)
+
+
+def resubmitted():
+    """For the same form sent again (double click, back and resubmit), the way to its order."""
     if request.method == "POST":
         earlier = orders.find_by_checkout_key(request.form.get("checkout_key"))
         if earlier is not None:
-            # The same form sent again (double click, back and resubmit): never a second order.
+            # Never a second order.
             return redirect(url_for("checkout.pay", token=earlier["token"]))
-    lines, total = cart_lines()
-    if not lines:
-        flash(_("Your cart is empty."), "error")
-        return redirect(url_for("catalog.cart"))
+    return None
+
+
+def fill_requisites(purchase, route_id):
+    """The requisite form for a purchase; on a valid submit, the order is placed."""
+    total = purchase.total
     try:
         # A submit re-reads the route, so the amount is computed at the exchanger's current rate.
         route = load_route(route_id, fresh=request.method == "POST")
@@ -205,22 +259,32 @@ def requisites(route_id):
     except ExchangerError:
         return unavailable(
             _("We cannot reach the payment service right now."),
-            url_for("checkout.requisites", route_id=route_id),
+            purchase.requisites_url(route_id),
         )
     except RouteDataError:
         return unavailable(
             _("This payment method is misconfigured at the exchanger."),
-            url_for("checkout.choose_route"),
+            purchase.routes_url(),
         )
     form_class, fields = requisite_form_class(route)
-    page = RequisitePage(route, offer, lines, total, form_class(), fields)
+    page = RequisitePage(route, offer, purchase, form_class(), fields)
     if request.method == "GET":
         page.form.checkout_key.data = secrets.token_urlsafe(24)
+        prefill_email(page)
     if offer.problem:
         return page.render(problem=problem_text(offer.problem, route))
     if page.form.validate_on_submit():
         return place_order(page)
     return page.render()
+
+
+def prefill_email(page):
+    """A payment's buyer e-mail, given by the merchant, in the route's e-mail field (editable)."""
+    email = (page.purchase.payment or {}).get("buyer_email")
+    for f in page.fields if email else ():
+        # Platform fields have no type: an e-mail shows only through its name.
+        if "mail" in f.label.lower():
+            page.form[f.form_name].data = email
 
 
 def draft_for(page):
@@ -236,6 +300,7 @@ def draft_for(page):
     ]
     # Platform fields have no type: an e-mail shows only through its name.
     email = next((v["value"] for v in values if "mail" in v["name"].lower() and v["value"]), None)
+    payment = page.purchase.payment or {}
     source = page.route["from"]
     return {
         # Hex: safe in URLs, and never starts with "-" (which a command line would take for an option).
@@ -250,7 +315,9 @@ def draft_for(page):
         "to_xml": page.route["to"]["xml"],
         "send_amount": str(page.offer.send),
         "requisites": json.dumps(values),
-        "buyer_email": email,
+        "buyer_email": email or payment.get("buyer_email"),
+        "payment_id": payment.get("id"),
+        "reference": payment.get("reference"),
         # Random per order: a leaked secret exposes one order's IPNs, not the shop's.
         "ipn_secret": secrets.token_urlsafe(32),
     }
@@ -292,7 +359,7 @@ def place_order(page):
         )
         return page.render(problem=message, status=429)
     db = get_db()
-    order, is_new = orders.create_draft(db, draft_for(page), page.lines)
+    order, is_new = orders.create_draft(db, draft_for(page), page.purchase.lines)
     if not is_new:
         # A concurrent submit of the same form won the race: never a second order.
         return redirect(url_for("checkout.pay", token=order["token"]))
@@ -314,10 +381,11 @@ def place_order(page):
         current_app.logger.warning("order/create for order %s failed: %s", order["id"], exc.message)
         return unavailable(
             _("The payment service did not answer. Nothing has been charged; please try again."),
-            url_for("checkout.requisites", route_id=page.route["routeId"]),
+            page.purchase.requisites_url(page.route["routeId"]),
         )
     orders.record_created(db, order["id"], created)
-    empty_cart()
+    if page.purchase.payment is None:
+        empty_cart()
     return redirect(get_exchanger().payment_url(order["lang"], created.uid, created.secret))
 
 
@@ -368,6 +436,7 @@ def order_return(token):
     return render_template(
         "checkout/return.html",
         order=order,
+        payment=for_order(order),
         items=orders.get_items(order["id"]),
         line_total=lambda item: Decimal(item["unit_price"]) * item["quantity"],
         state=state,

@@ -68,6 +68,10 @@ DEFAULTS = {
     "CHECKOUT_LIMIT_MINUTES": 10,
     # How long route lists and definitions are served from the shared cache before a refresh.
     "ROUTE_CACHE_SECONDS": 60,
+    # Requests one API key may make per API_RATE_WINDOW_SECONDS (a fixed window, counted in
+    # the database so every worker and host shares it); past it, 429 with Retry-After.
+    "API_RATE_LIMIT": 120,
+    "API_RATE_WINDOW_SECONDS": 60,
     # Add a Server-Timing header (time waited on the exchanger) to every answer: benchmarks.
     "SERVER_TIMING": False,
     # Werkzeug hash of the merchant console's password (flask console password); None = closed.

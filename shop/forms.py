@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    DateTimeLocalField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -27,6 +28,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from . import payments
 from .orders import IPN_OUTCOMES, STATES
 
 MAX_REQUISITE_LENGTH = 256
@@ -179,4 +181,64 @@ class DashboardForm(QueryForm):
         "Period",
         choices=[SelectChoice(days, f"Last {days} days") for days in (7, 30, 90)],
         coerce=int,
+    )
+
+
+class PaymentCheck:
+    """One of shop/payments.py's checks as a validator: the API and the console say the same."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def __call__(self, form, field):
+        try:
+            field.data = self.check(field.data)
+        except payments.Invalid as exc:
+            raise ValidationError(f"{field.label.text} {exc.message}.") from None
+
+
+def in_the_future(form, field):
+    if (
+        field.data is not None
+        and payments.stamp(payments.expiry_from_form(field.data)) <= payments.now()
+    ):
+        raise ValidationError("The expiry must be in the future (UTC).")
+
+
+class PaymentLinkForm(FlaskForm):
+    amount = StringField(
+        "Amount", filters=[strip], validators=[PaymentCheck(payments.parse_amount)]
+    )
+    description = StringField(
+        "Description",
+        validators=[
+            PaymentCheck(
+                lambda v: payments.check_text(
+                    "description", v, payments.MAX_DESCRIPTION, required=True
+                )
+            )
+        ],
+    )
+    reference = StringField(
+        "Your reference (optional)",
+        validators=[
+            PaymentCheck(
+                lambda v: payments.check_text(
+                    "reference", v, payments.MAX_REFERENCE, required=False
+                )
+            )
+        ],
+    )
+    buyer_email = StringField(
+        "Buyer's e-mail (optional)", validators=[PaymentCheck(payments.check_email)]
+    )
+    expires_at = DateTimeLocalField(
+        "Expires (UTC, optional)", validators=[Optional(), in_the_future]
+    )
+    reusable = BooleanField("Reusable: any number of buyers may pay it")
+
+
+class ApiKeyForm(FlaskForm):
+    name = StringField(
+        "Name", filters=[strip], validators=[DataRequired("Name the key."), Length(max=100)]
     )

@@ -128,12 +128,13 @@ def create_draft(db, draft, lines):
             db,
             "INSERT INTO orders (token, checkout_key, created_at, updated_at, lang, currency, price,"
             " route_id, from_xml, from_name, to_xml, send_amount, requisites, buyer_email,"
-            " ipn_secret, status, next_poll_at)"
+            " ipn_secret, status, next_poll_at, payment_id, reference)"
             " VALUES (:token, :checkout_key, :stamp, :stamp, :lang, :currency, :price, :route_id,"
             " :from_xml, :from_name, :to_xml, :send_amount, :requisites, :buyer_email,"
-            " :ipn_secret, :status, :stamp)"
+            " :ipn_secret, :status, :stamp, :payment_id, :reference)"
             " ON CONFLICT (checkout_key) DO NOTHING RETURNING id",
-            {**draft, "stamp": stamp, "status": DRAFT},
+            # payment_id and reference: set when the order pays a payment link or API payment.
+            {"payment_id": None, "reference": None, **draft, "stamp": stamp, "status": DRAFT},
         )
         if order_id is None:
             existing = query_one(

@@ -61,3 +61,32 @@ def _count(db, column, value, since, limit):
         " AND attempted_at >= :since LIMIT :limit) AS recent",
         {"value": value, "since": since, "limit": limit},
     )
+
+
+def fixed_window(name, limit, seconds):
+    """Count one request against name's fixed window; (allowed, seconds until the next window).
+
+    For the API's limit per key: one upserted row per name and window, shared by every worker
+    and host like the checkout's count. Windows older than the current one are deleted as
+    they pass, so the table holds about one row per active name.
+    """
+    clock = int(datetime.now(UTC).timestamp())
+    start = clock - clock % seconds
+    db = get_db()
+    # Not flushed on its own: a count lost to a power cut only lets a few more requests in.
+    with transaction(db, durable=False):
+        count = scalar(
+            db,
+            "INSERT INTO rate_windows (name, window_start, count) VALUES (:name, :start, 1)"
+            " ON CONFLICT (name, window_start) DO UPDATE SET count = rate_windows.count + 1"
+            " RETURNING count",
+            {"name": name, "start": start},
+        )
+        if count == 1:
+            # The first request of a window clears the name's old ones.
+            execute(
+                db,
+                "DELETE FROM rate_windows WHERE name = :name AND window_start < :start",
+                {"name": name, "start": start},
+            )
+    return count <= limit, start + seconds - clock

@@ -1,0 +1,110 @@
+"""In Chromium: a merchant makes a payment link, a buyer pays it, the merchant sees it paid."""
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug.security import generate_password_hash
+
+from tests.conftest import ShopServer
+from tests.helpers import BTC_ADDRESS, SETTLEMENT
+
+pytestmark = pytest.mark.browser
+PASSWORD = "merchant console password"
+
+
+@pytest.fixture
+def link_shop(tmp_path, sandbox_server):
+    server = ShopServer(
+        str(tmp_path / "link-shop.sqlite"),
+        sandbox_server.url,
+        CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD),
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def buyer_page(browser, pytestconfig, request):
+    """A second browser (its own cookies): the buyer is not the merchant. With shot(step)."""
+    context = browser.new_context()
+    page = context.new_page()
+    folder = Path(pytestconfig.getoption("output")) / "screenshots" / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def shot(step):
+        page.screenshot(path=str(folder / f"buyer-{step}.png"), full_page=True)
+
+    page.shot = shot
+    yield page
+    context.close()
+
+
+def test_a_merchant_makes_a_payment_link_and_sees_it_paid(
+    page, buyer_page, screenshot, sandbox_server, link_shop
+):
+    page.goto(f"{link_shop.url}/console/")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Payment links").click()
+    expect(page.get_by_role("heading", name="Payment links")).to_be_visible()
+    expect(page.get_by_text("No payment links yet.")).to_be_visible()
+
+    # A mistake first: the form says what is wrong, next to the field.
+    page.get_by_label("Amount").fill("25,00")
+    page.get_by_label("Description").fill("Logo design, first half")
+    page.get_by_role("button", name="Create link").click()
+    expect(page.locator("#amount-error")).to_contain_text("Amount must be a decimal string")
+    screenshot("link-form-error")
+    page.get_by_label("Amount").fill("25.00")
+    page.get_by_label("Your reference (optional)").fill("DESIGN-17")
+    page.get_by_role("button", name="Create link").click()
+    expect(page.get_by_text("Payment link created.")).to_be_visible()
+    row = page.locator("tr[data-payment]")
+    expect(row).to_have_attribute("data-state", "open")
+    screenshot("link-created")
+    link = row.locator("a.link-url").get_attribute("href")
+    assert link.startswith(f"{link_shop.url}/pay/")
+
+    buyer = buyer_page
+    buyer.goto(link)
+    expect(buyer.get_by_role("heading", name="How would you like to pay?")).to_be_visible()
+    expect(buyer.locator("#payment-description")).to_have_text(
+        "Payment for: Logo design, first half"
+    )
+    expect(buyer.get_by_text(f"Your total is 25.00 {SETTLEMENT['symbol']}")).to_be_visible()
+    buyer.shot("routes")
+    buyer.get_by_role("link", name="Pay with Bitcoin").click()
+    buyer.get_by_label("Your BTC address (for refunds)").fill(BTC_ADDRESS)
+    buyer.get_by_label("E-mail").fill("client@example.com")
+    buyer.get_by_label("I agree").check()
+    buyer.shot("requisites")
+    buyer.get_by_role("button", name="Continue to payment").click()
+    expect(buyer.get_by_role("button", name="I have paid")).to_be_visible()
+    buyer.shot("exchanger")
+    buyer.get_by_role("button", name="I have paid").click()
+    sandbox_server.autopilot_to_done()
+    buyer.reload()
+    buyer.locator("#back-to-shop").click()
+    expect(buyer.locator("#state")).to_have_text("paid")
+    expect(buyer.locator("#payment-description")).to_have_text(
+        "Payment for: Logo design, first half"
+    )
+    buyer.shot("paid")
+
+    page.reload()
+    expect(row).to_have_attribute("data-state", "paid")
+    expect(row).to_have_attribute("data-reference", "DESIGN-17")
+    expect(row.locator("[data-order-state]")).to_have_attribute("data-order-state", "paid")
+    screenshot("link-paid")
+
+    # Single use: the buyer (or anyone with the link) is told it is paid.
+    buyer.goto(link)
+    expect(buyer.get_by_role("heading", name="Already paid")).to_be_visible()
+    buyer.shot("link-used")
+
+    # Switched off, it says so instead.
+    page.get_by_role("button", name="Switch off").click()
+    expect(page.get_by_text("The payment link is switched off.")).to_be_visible()
+    (order,) = link_shop.query("SELECT reference, status FROM orders")
+    assert order == {"reference": "DESIGN-17", "status": "done"}
