@@ -19,6 +19,7 @@ from shop import (
     merchant,
     reconcile,
     security,
+    webhooks,
     words,
 )
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter, request_deadline
@@ -40,11 +41,12 @@ def create_app(test_config=None):
     words.init_app(app)
     buyer.init_app(app)
     mail.init_app(app)
+    webhooks.init_app(app)
     security.init_app(app)
     sandbox_app = mount_sandbox(app) if app.config["SANDBOX_MODE"] else None
     app.extensions["exchanger"] = exchanger_client(app, sandbox_app)
 
-    for module in (catalog, checkout, buyer, mail, ipn, console, i18n):
+    for module in (catalog, checkout, buyer, mail, ipn, console, webhooks, i18n):
         app.register_blueprint(module.bp)
     # The IPN is protected by its checksum; the exchanger has no CSRF token to send.
     csrf.exempt(ipn.bp)
@@ -55,6 +57,7 @@ def create_app(test_config=None):
         discovery.exchanger_cli,
         merchant.ipn_cli,
         mail.mail_cli,
+        webhooks.webhooks_cli,
         reconcile.reconcile_command,
     ):
         app.cli.add_command(command)

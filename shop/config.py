@@ -38,6 +38,13 @@ DEFAULTS = {
     "MAIL_TIMEOUT": 10,
     # Attempts before a mail is given up (shown in the console), backing off between them.
     "MAIL_MAX_ATTEMPTS": 8,
+    # Webhooks out (console, Webhooks): (connect, read) seconds per delivery attempt; how long a
+    # failing event is retried, backing off up to an hour between attempts, before it is given
+    # up; and whether a worker sends new events in a background thread right after the response
+    # (off, only `flask webhooks send` from cron delivers).
+    "WEBHOOK_TIMEOUT": (3.05, 10),
+    "WEBHOOK_RETRY_HOURS": 24,
+    "WEBHOOK_SEND_AFTER_RESPONSE": True,
     "SETTLEMENT_XML": "USDTTRC20",
     # The merchant's payout requisites: to-field id (or field name) -> value.
     "PAYOUT_VALUES": {},
@@ -200,6 +207,11 @@ def check(config, production):
         raise ConfigError("SETTLEMENT_CHECK_HOURS must be a JSON list of hours, like [1, 24, 168]")
     if list(hours) != sorted(hours):
         raise ConfigError("SETTLEMENT_CHECK_HOURS must be in increasing order")
+    retry = config["WEBHOOK_RETRY_HOURS"]
+    if isinstance(retry, bool) or not isinstance(retry, int | float) or not 0 < retry <= 24 * 30:
+        raise ConfigError(
+            f"WEBHOOK_RETRY_HOURS must be a number of hours, above 0 and at most 720: {retry!r}"
+        )
     proxies = config["TRUSTED_PROXIES"]
     if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
         raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies, 0 to 5: {proxies!r}")

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from flask import abort, current_app
 
-from . import mail
+from . import mail, webhooks
 from .db import execute, get_db, is_postgresql, now, query, query_one, scalar, transaction
 from .i18n import N_
 
@@ -419,6 +419,7 @@ def apply_event(db, order_id, event):
         stamp = now()
         write_order(db, order, event, decision, stamp)
         mail.enqueue_for(db, order, decision)  # the buyer's mail commits with the change
+        webhooks.enqueue_for(db, order, decision)  # so do the merchant's events
         if decision.changes_order:
             add_history(
                 db,
@@ -629,4 +630,6 @@ def resolve_review(db, order_id, note):
         )
         note = f"review resolved: {note}"
         add_history(db, order_id, order["status"], order["status"], "console", stamp, note=note)
+        # Out of review is a change of state too (review -> paid, say): the merchant's systems hear it.
+        webhooks.enqueue_for(db, order)
         return True

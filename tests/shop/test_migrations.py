@@ -9,6 +9,17 @@ import sqlalchemy as sa
 from shop import db
 
 LEGACY = Path(__file__).with_name("legacy_migrations")
+# The old runner's last schema is this revision; later ones come on top of it.
+LEGACY_HEAD = db.LEGACY_REVISIONS[db.LEGACY_USER_VERSION]
+
+
+def newest_revision():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(db.MIGRATIONS)).get_current_head()
+
+
+HEAD = newest_revision()
 
 
 def legacy_database(path, up_to=db.LEGACY_USER_VERSION):
@@ -90,11 +101,11 @@ def test_an_old_runners_database_is_stamped_and_keeps_its_data(tmp_path):
     result = init_db(tmp_path, path)
 
     assert result.exit_code == 0, result.output
-    assert "empty" not in result.output and "Applied" not in result.output
+    # Stamped at the old runner's last revision, never re-made: only newer ones are applied.
+    assert "empty" not in result.output
+    assert f"Applied {LEGACY_HEAD} -> {HEAD}." in result.output or HEAD == LEGACY_HEAD
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            ("0002",)
-        ]
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
         assert connection.execute("SELECT remote_addr FROM login_attempts").fetchall() == [
             ("192.0.2.1",)
         ]
@@ -102,7 +113,12 @@ def test_an_old_runners_database_is_stamped_and_keeps_its_data(tmp_path):
 
 def test_the_alembic_history_makes_exactly_the_old_runners_last_schema(tmp_path):
     legacy_database(str(tmp_path / "old.sqlite")).close()
-    db.upgrade({"DATABASE": str(tmp_path / "new.sqlite")})
+    from alembic import command
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    with engine.begin() as connection:
+        command.upgrade(db.alembic_config(connection), LEGACY_HEAD)
+    engine.dispose()
     old = schema(f"sqlite:///{tmp_path / 'old.sqlite'}")
     new = schema(f"sqlite:///{tmp_path / 'new.sqlite'}")
     assert new.pop("alembic_version")
@@ -130,15 +146,15 @@ def test_starting_never_migrates_and_init_db_is_idempotent(tmp_path):
     again = init_db(tmp_path, path, "db", "upgrade")
     current = init_db(tmp_path, path, "db", "current")
 
-    assert "Applied empty -> 0002." in first.output
+    assert f"Applied empty -> {HEAD}." in first.output
     assert "The database is up to date." in again.output
-    assert current.output.strip() == "0002"
+    assert current.output.strip() == HEAD
     assert {"orders", "ipn_log", "status_history"} <= set(schema(f"sqlite:///{path}"))
 
 
 def test_the_same_revision_makes_the_schema_on_postgresql(postgres):
     url = postgres.database()
-    assert db.upgrade({"DATABASE_URL": url}) == ["empty -> 0002"]
+    assert db.upgrade({"DATABASE_URL": url}) == [f"empty -> {HEAD}"]
     assert db.upgrade({"DATABASE_URL": url}) == []
 
     tables = schema(db.database_url({"DATABASE_URL": url}))
@@ -154,6 +170,9 @@ def test_the_same_revision_makes_the_schema_on_postgresql(postgres):
         "console_sessions",
         "checkout_attempts",
         "mail_outbox",
+        "webhook_endpoints",
+        "webhook_outbox",
+        "webhook_deliveries",
     }
     columns = {c[0]: c[1] for c in tables["orders"]["columns"]}
     # Money is NUMERIC, never a float; millisecond timestamps need 64 bits.
@@ -179,5 +198,5 @@ def test_an_old_runners_earlier_version_is_stamped_then_upgraded(tmp_path):
     result = init_db(tmp_path, path)
 
     assert result.exit_code == 0, result.output
-    assert "Applied 0001 -> 0002." in result.output
+    assert f"Applied 0001 -> {HEAD}." in result.output
     assert "mail_outbox" in schema(f"sqlite:///{path}")
