@@ -417,9 +417,9 @@ def apply_event(db, order_id, event):
         if decision.outcome in ("duplicate", "stale", "raced"):
             return decision.outcome
         stamp = now()
-        write_order(db, order, event, decision, stamp)
+        written = write_order(db, order, event, decision, stamp)
         mail.enqueue_for(db, order, decision)  # the buyer's mail commits with the change
-        webhooks.enqueue_for(db, order, decision)  # so do the merchant's events
+        webhooks.enqueue_for(db, order, written)  # so do the merchant's events
         if decision.changes_order:
             add_history(
                 db,
@@ -435,17 +435,20 @@ def apply_event(db, order_id, event):
 
 
 def write_order(db, order, event, decision, stamp):
-    """The order row after a decision: status, review, amounts reported, event time, schedule."""
+    """The order row after a decision: status, review, amounts reported, event time, schedule.
+
+    Returns the row as written (RETURNING: no second read inside the writer's lock).
+    """
     status = decision.status or order["status"]
     events = [ms for ms in (order["last_event_ms"], event.at_ms) if ms is not None]
     finished_at, checks, check_at = settle_schedule(order, decision.settle, stamp)
-    execute(
+    return query_one(
         db,
         "UPDATE orders SET status = :status, review_reason = :review_reason,"
         " reported_in = :reported_in, reported_out = :reported_out,"
         " last_event_ms = :last_event_ms, finished_at = :finished_at,"
         " settle_checks = :settle_checks, settle_check_at = :settle_check_at,"
-        " version = version + :bump, updated_at = :stamp WHERE id = :id",
+        " version = version + :bump, updated_at = :stamp WHERE id = :id RETURNING *",
         {
             "status": status,
             # A review stays until a person resolves it.
@@ -631,5 +634,5 @@ def resolve_review(db, order_id, note):
         note = f"review resolved: {note}"
         add_history(db, order_id, order["status"], order["status"], "console", stamp, note=note)
         # Out of review is a change of state too (review -> paid, say): the merchant's systems hear it.
-        webhooks.enqueue_for(db, order)
+        webhooks.enqueue_for(db, order, get_order(db, order_id))
         return True

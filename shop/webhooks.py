@@ -80,44 +80,36 @@ def utc_text(moment):
 # -- the event: written with the status change --------------------------------------------------
 
 
-def enqueue_for(db, order, decision=None):
-    """Queue one event per enabled endpoint when the change moved the order's payment state.
+def enqueue_for(db, order, written):
+    """Queue one event per enabled endpoint when a change moved the order's payment state.
 
-    order is the row before the change, read after it was written, in the caller's transaction
+    order is the row before the change, written the row after it, in the caller's transaction
     (orders.apply_event, or a resolved review). A change that leaves the state as it was (a
-    second processing status, a duplicate) sends nothing.
+    second processing status) queues nothing and costs no query; with no endpoint enabled,
+    one statement that inserts nothing.
     """
-    if decision is not None and not decision.changes_order:
-        return
-    after = orders.get_order(db, order["id"])
-    previous, state = orders.payment_state(order), orders.payment_state(after)
+    previous, state = orders.payment_state(order), orders.payment_state(written)
     if previous == state:
-        return
-    endpoints = query(db, "SELECT id FROM webhook_endpoints WHERE enabled ORDER BY id")
-    if not endpoints:
         return
     stamp = datetime.now(UTC)
     event_id = f"evt_{secrets.token_hex(16)}"
-    payload = json.dumps(event_body(event_id, after, previous, stamp), separators=(",", ":"))
-    execute(
+    payload = json.dumps(event_body(event_id, written, previous, stamp), separators=(",", ":"))
+    queued = execute(
         db,
         "INSERT INTO webhook_outbox (event_id, endpoint_id, order_id, type, payload,"
-        " next_attempt_at, created_at) VALUES (:event_id, :endpoint_id, :order_id, :type,"
-        " :payload, :stamp, :stamp)",
-        [
-            {
-                "event_id": event_id,
-                "endpoint_id": endpoint["id"],
-                "order_id": order["id"],
-                "type": f"payment.{state}",
-                "payload": payload,
-                "stamp": utc_text(stamp),
-            }
-            for endpoint in endpoints
-        ],
-    )
-    # Seen by the after-request hook: deliver once this response has gone out.
-    g.webhooks_queued = True
+        " next_attempt_at, created_at) SELECT :event_id, id, :order_id, :type, :payload, :stamp,"
+        " :stamp FROM webhook_endpoints WHERE enabled ORDER BY id",
+        {
+            "event_id": event_id,
+            "order_id": order["id"],
+            "type": f"payment.{state}",
+            "payload": payload,
+            "stamp": utc_text(stamp),
+        },
+    ).rowcount
+    if queued:
+        # Seen by the after-request hook: deliver once this response has gone out.
+        g.webhooks_queued = True
 
 
 def event_body(event_id, order, previous, stamp):
