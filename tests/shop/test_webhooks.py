@@ -639,3 +639,25 @@ def test_the_signature_is_the_documented_hmac():
 
     expected = hmac.new(b"whsec_x", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert webhooks.signature_header("whsec_x", 1700000000, "{}") == f"t=1700000000,v1={expected}"
+
+
+INTEGRATION = Path(__file__).parents[2] / "docs" / "INTEGRATION.md"
+
+
+def test_the_docs_show_the_example_file_and_the_events_fields_as_sent(shop, merchant, receiver):
+    docs = INTEGRATION.read_text()
+    shown = re.search(
+        r"<!-- docs/examples/webhook_receiver.py -->\n```python\n(.*?)```", docs, re.S
+    ).group(1)
+    assert "hmac.compare_digest" in shown and shown in EXAMPLE.read_text()
+    documented = json.loads(
+        re.search(r"```json\n(\{\n  \"id\": \"evt_.*?\n\})\n```", docs, re.S).group(1)
+    )
+    connect(merchant, receiver)
+    (order,) = buy(shop)
+    post_ipn(shop, order, "inProgress", 1_000)
+    assert send(shop) == "delivered 1, failed 0"
+    (sent,) = receiver.events
+    assert set(documented) == set(sent) and set(documented["data"]) == set(sent["data"])
+    for type_ in ("processing", "paid", "failed", "cancelled", "refunded", "review", "pending"):
+        assert f"| `payment.{type_}` |" in docs
