@@ -65,8 +65,10 @@ PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed
 # A claimed event is left alone this long: well past the longest attempt (connect and read
 # timeouts), so two senders (a worker's thread, cron on another host) never both send it.
 LEASE_SECONDS = 300
-# Events one run of the sender takes before it stops (cron comes back a minute later).
+# Attempts one run of the sender makes at most, and the seconds after which it starts no
+# more: cron comes back a minute later.
 BATCH = 100
+RUN_SECONDS = 45
 # What the delivery log keeps of an error or of the receiver's answer.
 ERROR_CHARS = 300
 SIGNATURE_HEADER = "Shop-Signature"
@@ -164,27 +166,31 @@ def backoff(attempts):
     return min(60 * 2 ** (attempts - 1), 3600)
 
 
-def claim_one(db, stamp):
+def claim_one(db, stamp, passed_over=()):
     """Take the next due event (or one whose sender's lease ran out): None when none is due.
 
     One at a time, so the lease covers one attempt, however slow the receivers before it were.
+    passed_over: endpoints whose events this run leaves for later (one just failed).
     """
     # On PostgreSQL, senders on several hosts each take a row nobody else is taking (SKIP
     # LOCKED) instead of waiting for it; on SQLite the write lock already orders them.
     skip = " FOR UPDATE SKIP LOCKED" if is_postgresql(db) else ""
+    names = [f":passed_{n}" for n in range(len(passed_over))]
+    others = f" AND endpoint_id NOT IN ({', '.join(names)})" if names else ""
     with transaction(db):
         return query_one(
             db,
-            "UPDATE webhook_outbox SET state = :sending, attempts = attempts + 1,"  # noqa: S608 - skip is a fixed string
+            "UPDATE webhook_outbox SET state = :sending, attempts = attempts + 1,"  # noqa: S608 - fixed strings and placeholders
             " next_attempt_at = :lease WHERE id IN (SELECT id FROM webhook_outbox"
             " WHERE state IN (:pending, :sending) AND next_attempt_at <= :now"
-            " AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled)"
+            f" AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE enabled){others}"
             f" ORDER BY next_attempt_at LIMIT 1{skip}) RETURNING *",
             {
                 "sending": SENDING,
                 "pending": PENDING,
                 "lease": utc_text(stamp + timedelta(seconds=LEASE_SECONDS)),
                 "now": utc_text(stamp),
+                **{name[1:]: endpoint for name, endpoint in zip(names, passed_over, strict=True)},
             },
         )
 
@@ -276,17 +282,23 @@ def record(db, row, status, error, took, stamp):
     return state
 
 
-def send_due(now=None, limit=BATCH):
+def send_due(now=None, limit=BATCH, seconds=RUN_SECONDS):
     """Deliver the events that are due; returns (delivered, not delivered).
 
-    now: the clock, for tests that fast-forward the back-off instead of sleeping.
+    At most limit attempts, none started after `seconds`, so that a run ends before cron's
+    next one starts, however slow the receivers. An endpoint that fails once is passed over
+    for the rest of the run: a receiver that is down costs one attempt (one timeout) per run,
+    not one per waiting event. now: the clock, for tests that fast-forward the back-off.
     """
     db = get_db()
     delivered = failed = 0
+    passed_over = []
+    end = time.monotonic() + seconds
     with requests.Session() as session:
         for _ in range(limit):
-            stamp = now or datetime.now(UTC)
-            row = claim_one(db, stamp)
+            if time.monotonic() > end:
+                break
+            row = claim_one(db, now or datetime.now(UTC), passed_over)
             if row is None:
                 break
             endpoint = query_one(
@@ -297,6 +309,7 @@ def send_due(now=None, limit=BATCH):
                 delivered += 1
             else:
                 failed += 1
+                passed_over.append(endpoint["id"])
     return delivered, failed
 
 

@@ -436,6 +436,23 @@ def test_the_secret_stays_out_of_the_delivery_log_and_the_url_query_too(shop, me
         assert secret not in merchant.get(path).text
 
 
+def test_a_down_receiver_costs_one_attempt_per_run_and_holds_up_no_other(shop, merchant, receiver):
+    add_endpoint(merchant, "http://127.0.0.1:1/hooks")
+    connect(merchant, receiver)
+    for order in buy(shop, times=2):
+        post_ipn(shop, order, "inProgress", 1_000)
+    # The down one is tried once and passed over; the other endpoint gets both its events.
+    assert send(shop) == "delivered 2, failed 1"
+    down = query(
+        shop.config,
+        "SELECT w.attempts FROM webhook_outbox w JOIN webhook_endpoints e"
+        " ON e.id = w.endpoint_id WHERE e.url = ? ORDER BY w.attempts",
+        "http://127.0.0.1:1/hooks",
+    )
+    assert [r["attempts"] for r in down] == [0, 1]
+    assert len(receiver.events) == 2
+
+
 # -- never in the request that caused it --------------------------------------------------------
 
 
