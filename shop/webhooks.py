@@ -385,9 +385,16 @@ class EndpointForm(FlaskForm):
     )
 
 
+def row_id(text):
+    """A row id from the URL: digits that fit a database integer, or 404 (never a 500)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        abort(404)
+    return int(text)
+
+
 def endpoint_or_404(endpoint_id):
     endpoint = query_one(
-        get_db(), "SELECT * FROM webhook_endpoints WHERE id = :id", {"id": endpoint_id}
+        get_db(), "SELECT * FROM webhook_endpoints WHERE id = :id", {"id": row_id(endpoint_id)}
     )
     if endpoint is None:
         abort(404)
@@ -400,7 +407,7 @@ def event_or_404(outbox_id):
         "SELECT w.*, e.url, e.enabled, o.token FROM webhook_outbox w"
         " JOIN webhook_endpoints e ON e.id = w.endpoint_id JOIN orders o ON o.id = w.order_id"
         " WHERE w.id = :id",
-        {"id": outbox_id},
+        {"id": row_id(outbox_id)},
     )
     if event is None:
         abort(404)
@@ -450,14 +457,13 @@ def index():
         db = get_db()
         secret = new_secret()
         with transaction(db):
-            endpoint_id = query_one(
+            endpoint = query_one(
                 db,
                 "INSERT INTO webhook_endpoints (url, secret, enabled, created_at)"
-                " VALUES (:url, :secret, :enabled, :now) RETURNING id",
+                " VALUES (:url, :secret, :enabled, :now) RETURNING *",
                 {"url": form.url.data, "secret": secret, "enabled": True, "now": now()},
-            )["id"]
-        # The secret is shown in this answer only; the endpoint's page never shows it again.
-        return shown_once(render_endpoint(endpoint_or_404(endpoint_id), secret=secret))
+            )
+        return shown_once(render_endpoint(endpoint, secret=secret))
     status = 400 if form.errors else 200
     page = render_template(
         "console/webhooks.html",
@@ -479,7 +485,7 @@ def render_endpoint(endpoint, secret=None):
     )
 
 
-@bp.route("/endpoints/<int(max=2147483647):endpoint_id>")
+@bp.route("/endpoints/<endpoint_id>")
 def endpoint_page(endpoint_id):
     return render_endpoint(endpoint_or_404(endpoint_id))
 
@@ -489,7 +495,7 @@ def require_button():
         abort(400)
 
 
-@bp.post("/endpoints/<int(max=2147483647):endpoint_id>/enabled")
+@bp.post("/endpoints/<endpoint_id>/enabled")
 def toggle(endpoint_id):
     """Disable (its events wait, new changes queue none) or enable again (they go out)."""
     endpoint = endpoint_or_404(endpoint_id)
@@ -499,20 +505,20 @@ def toggle(endpoint_id):
         execute(
             db,
             "UPDATE webhook_endpoints SET enabled = :enabled WHERE id = :id",
-            {"enabled": not endpoint["enabled"], "id": endpoint_id},
+            {"enabled": not endpoint["enabled"], "id": endpoint["id"]},
         )
     if endpoint["enabled"]:
         flash("Disabled: no new events are queued for it, and waiting ones wait.", "success")
     else:
         flash("Enabled: events queued from now on, and waiting ones, go out.", "success")
         g.webhooks_queued = True
-    return redirect(url_for("webhooks.endpoint_page", endpoint_id=endpoint_id))
+    return redirect(url_for("webhooks.endpoint_page", endpoint_id=endpoint["id"]))
 
 
-@bp.post("/endpoints/<int(max=2147483647):endpoint_id>/secret")
+@bp.post("/endpoints/<endpoint_id>/secret")
 def roll_secret(endpoint_id):
     """A new signing secret, shown once; from now on every delivery is signed with it."""
-    endpoint_or_404(endpoint_id)
+    endpoint = endpoint_or_404(endpoint_id)
     require_button()
     db = get_db()
     secret = new_secret()
@@ -520,19 +526,19 @@ def roll_secret(endpoint_id):
         execute(
             db,
             "UPDATE webhook_endpoints SET secret = :secret WHERE id = :id",
-            {"secret": secret, "id": endpoint_id},
+            {"secret": secret, "id": endpoint["id"]},
         )
-    return shown_once(render_endpoint(endpoint_or_404(endpoint_id), secret=secret))
+    return shown_once(render_endpoint(endpoint, secret=secret))
 
 
-@bp.post("/endpoints/<int(max=2147483647):endpoint_id>/delete")
+@bp.post("/endpoints/<endpoint_id>/delete")
 def delete(endpoint_id):
     """Remove the endpoint with its events and their delivery log."""
-    endpoint_or_404(endpoint_id)
+    endpoint = endpoint_or_404(endpoint_id)
     require_button()
     db = get_db()
     with transaction(db):
-        params = {"id": endpoint_id}
+        params = {"id": endpoint["id"]}
         execute(
             db,
             "DELETE FROM webhook_deliveries WHERE outbox_id IN"
@@ -545,14 +551,14 @@ def delete(endpoint_id):
     return redirect(url_for("webhooks.index"))
 
 
-@bp.route("/events/<int(max=2147483647):outbox_id>")
+@bp.route("/events/<outbox_id>")
 def event_page(outbox_id):
     """One event for one endpoint: what was sent, and every attempt to deliver it."""
     event = event_or_404(outbox_id)
     deliveries = query(
         get_db(),
         "SELECT * FROM webhook_deliveries WHERE outbox_id = :id ORDER BY id",
-        {"id": outbox_id},
+        {"id": event["id"]},
     )
     return render_template(
         "console/webhooks_event.html",
@@ -563,7 +569,7 @@ def event_page(outbox_id):
     )
 
 
-@bp.post("/events/<int(max=2147483647):outbox_id>/redeliver")
+@bp.post("/events/<outbox_id>/redeliver")
 def redeliver(outbox_id):
     """Queue a new attempt now, with the same event id and body (a new signature)."""
     event = event_or_404(outbox_id)
@@ -575,7 +581,7 @@ def redeliver(outbox_id):
             db,
             "UPDATE webhook_outbox SET state = :pending, next_attempt_at = :now"
             " WHERE id = :id AND state != :sending",
-            {"pending": PENDING, "now": now(), "id": outbox_id, "sending": SENDING},
+            {"pending": PENDING, "now": now(), "id": event["id"], "sending": SENDING},
         ).rowcount
     if not queued:
         flash("It is being delivered right now: see the log in a moment.", "error")
@@ -584,7 +590,7 @@ def redeliver(outbox_id):
     else:
         flash("Queued: it goes out in a moment.", "success")
         g.webhooks_queued = True
-    return redirect(url_for("webhooks.event_page", outbox_id=outbox_id))
+    return redirect(url_for("webhooks.event_page", outbox_id=event["id"]))
 
 
 webhooks_cli = AppGroup("webhooks", help="Events to the merchant's systems.")

@@ -567,6 +567,9 @@ def test_adding_an_endpoint_needs_the_csrf_token_and_a_login(shop, merchant):
         "/console/webhooks/events/1",
         "/console/webhooks/events/99999999999999999999",
         "/console/webhooks/endpoints/-1",
+        "/console/webhooks/endpoints/abc",
+        "/console/webhooks/endpoints/%D9%A3",
+        "/console/webhooks/events/1e3",
     ],
 )
 def test_unknown_ids_are_404(merchant, path):
