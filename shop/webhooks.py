@@ -415,14 +415,15 @@ def event_or_404(outbox_id):
 
 
 def recent_events(endpoint_id=None, limit=50):
-    """The newest events, with their endpoint's URL and order's token, newest first."""
+    """The newest events (of one endpoint, or all), with their endpoint's URL and order's
+    token, newest first."""
+    which = "" if endpoint_id is None else " WHERE w.endpoint_id = :endpoint_id"
     return query(
         get_db(),
-        "SELECT w.id, w.event_id, w.type, w.state, w.attempts, w.next_attempt_at, w.last_error,"
+        "SELECT w.id, w.event_id, w.type, w.state, w.attempts, w.next_attempt_at, w.last_error,"  # noqa: S608 - which is a fixed string
         " w.created_at, w.delivered_at, e.url, o.token FROM webhook_outbox w"
         " JOIN webhook_endpoints e ON e.id = w.endpoint_id JOIN orders o ON o.id = w.order_id"
-        " WHERE CAST(:endpoint_id AS INTEGER) IS NULL OR w.endpoint_id = :endpoint_id"
-        " ORDER BY w.id DESC LIMIT :limit",
+        f"{which} ORDER BY w.id DESC LIMIT :limit",
         {"endpoint_id": endpoint_id, "limit": limit},
     )
 
@@ -601,6 +602,23 @@ def send_command():
     """Deliver the events that are due (run from cron every minute)."""
     delivered, failed = send_due()
     click.echo(f"delivered {delivered}, failed {failed}")
+
+
+@webhooks_cli.command("prune")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 36_500))
+def prune_command(days):
+    """Delete delivered and given-up events older than --days, with their delivery log."""
+    cutoff = utc_text(datetime.now(UTC) - timedelta(days=days))
+    db = get_db()
+    params = {"cutoff": cutoff, "delivered": DELIVERED, "failed": FAILED}
+    old = (
+        "SELECT id FROM webhook_outbox WHERE state IN (:delivered, :failed)"
+        " AND created_at < :cutoff"
+    )
+    with transaction(db):
+        execute(db, f"DELETE FROM webhook_deliveries WHERE outbox_id IN ({old})", params)  # noqa: S608 - a fixed string
+        removed = execute(db, f"DELETE FROM webhook_outbox WHERE id IN ({old})", params).rowcount  # noqa: S608
+    click.echo(f"Removed {removed} events older than {days} days.")
 
 
 def init_app(app):

@@ -453,6 +453,26 @@ def test_a_down_receiver_costs_one_attempt_per_run_and_holds_up_no_other(shop, m
     assert len(receiver.events) == 2
 
 
+def test_prune_removes_only_old_finished_events(shop, merchant):
+    add_endpoint(merchant, "http://127.0.0.1:1/hooks")
+    for order in buy(shop, times=3):
+        post_ipn(shop, order, "inProgress", 1_000)
+    first, second, third = outbox(shop.config)
+    old = "2020-01-01T00:00:00+00:00"
+    query(shop.config, "UPDATE webhook_outbox SET created_at = ?, state = 'delivered'", old)
+    query(shop.config, "UPDATE webhook_outbox SET state = 'pending' WHERE id = ?", second["id"])
+    query(
+        shop.config,
+        "UPDATE webhook_outbox SET created_at = ? WHERE id = ?",
+        "2099-01-01",
+        third["id"],
+    )
+    result = shop.test_cli_runner().invoke(args=["webhooks", "prune", "--days", "30"])
+    assert result.output.strip() == "Removed 1 events older than 30 days."
+    # Waiting events stay whatever their age; so do recent ones.
+    assert [r["id"] for r in outbox(shop.config)] == [second["id"], third["id"]]
+
+
 # -- never in the request that caused it --------------------------------------------------------
 
 

@@ -55,7 +55,9 @@ def upgrade():
         sqlite_where=due,
         postgresql_where=due,
     )
+    # An endpoint's events, newest first; and its waiting and given-up counts, from the index.
     op.create_index("webhook_outbox_by_endpoint", "webhook_outbox", ["endpoint_id", "id"])
+    op.create_index("webhook_outbox_by_endpoint_state", "webhook_outbox", ["endpoint_id", "state"])
     op.create_index("webhook_outbox_by_order", "webhook_outbox", ["order_id"])
     op.create_table(
         "webhook_deliveries",
