@@ -473,6 +473,56 @@ def test_prune_removes_only_old_finished_events(shop, merchant):
     assert [r["id"] for r in outbox(shop.config)] == [second["id"], third["id"]]
 
 
+def test_concurrent_senders_deliver_each_event_once(shop, merchant, receiver):
+    connect(merchant, receiver)
+    for order in buy(shop, times=6):
+        post_ipn(shop, order, "inProgress", 1_000)
+    senders = 4
+    barrier = threading.Barrier(senders)
+    results = []
+
+    def sender():
+        # Each a worker or host of its own: its own app context, its own connection.
+        with shop.app_context():
+            barrier.wait()
+            results.append(webhooks.send_due())
+
+    threads = [threading.Thread(target=sender) for _ in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(delivered for delivered, _ in results) == 6
+    assert len(receiver.requests) == 6 and len({r["event_id"] for r in receiver.requests}) == 6
+    lines = query(shop.config, "SELECT outbox_id FROM webhook_deliveries")
+    assert len(lines) == len({line["outbox_id"] for line in lines}) == 6
+
+
+def test_a_claimed_event_waits_out_its_lease_and_a_late_sender_changes_nothing(
+    shop, merchant, receiver
+):
+    from shop.db import get_db
+
+    connect(merchant, receiver)
+    (order,) = buy(shop)
+    post_ipn(shop, order, "inProgress", 1_000)
+    clock = datetime.now(UTC)
+    # A sender claims it, then stalls (or its host dies) before it has sent anything.
+    with shop.app_context():
+        stalled = webhooks.claim_one(get_db(), clock)
+    assert stalled["state"] == "sending"
+    assert send_at(shop, clock + timedelta(seconds=webhooks.LEASE_SECONDS - 1)) == (0, 0)
+    assert receiver.requests == []
+    # Once the lease has run out, another sender delivers it.
+    assert send_at(shop, clock + timedelta(seconds=webhooks.LEASE_SECONDS)) == (1, 0)
+    # The stalled sender's late result is logged as an attempt, and changes nothing.
+    with shop.app_context():
+        webhooks.record(get_db(), stalled, None, "ReadTimeout: late", 10_000, clock)
+    (row,) = outbox(shop.config)
+    assert (row["state"], row["attempts"], row["last_error"]) == ("delivered", 2, None)
+    assert len(receiver.events) == 1
+
+
 # -- never in the request that caused it --------------------------------------------------------
 
 
