@@ -212,6 +212,14 @@ def check(config, production):
         raise ConfigError(
             f"WEBHOOK_RETRY_HOURS must be a number of hours, above 0 and at most 720: {retry!r}"
         )
+    timeout = config["WEBHOOK_TIMEOUT"]
+    parts = list(timeout) if isinstance(timeout, list | tuple) else [timeout]
+    if len(parts) not in (1, 2) or not all(
+        isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 120 for t in parts
+    ):
+        raise ConfigError(
+            f"WEBHOOK_TIMEOUT must be seconds (at most 120: an attempt must end well inside its lease), or [connect, read] seconds: {timeout!r}"
+        )
     proxies = config["TRUSTED_PROXIES"]
     if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:
         raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies, 0 to 5: {proxies!r}")

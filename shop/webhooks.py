@@ -212,7 +212,7 @@ def post_event(session, row, endpoint):
             endpoint["url"],
             data=body.encode(),
             headers=headers,
-            timeout=current_app.config["WEBHOOK_TIMEOUT"],
+            timeout=attempt_timeout(),
             allow_redirects=False,
             stream=True,
         ) as answer:
@@ -222,6 +222,13 @@ def post_event(session, row, endpoint):
         status, error = None, f"{type(exc).__name__}: {exc}"
     took = round((time.monotonic() - started) * 1000)
     return status, error and scrub(error, endpoint), took
+
+
+def attempt_timeout():
+    """WEBHOOK_TIMEOUT as requests takes it: seconds, or a (connect, read) tuple (the setting
+    comes as a JSON list from the environment)."""
+    timeout = current_app.config["WEBHOOK_TIMEOUT"]
+    return tuple(timeout) if isinstance(timeout, list) else timeout
 
 
 def receiver_said(answer):

@@ -531,7 +531,8 @@ def test_a_hanging_receiver_never_holds_up_the_ipn_answer(store, sandbox_server)
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
     hung.listen()
-    shop = ShopServer(store["DATABASE"], sandbox_server.url, **store, WEBHOOK_TIMEOUT=(5, 120))
+    # A JSON list, as FLASK_WEBHOOK_TIMEOUT gives it; reading waits two minutes.
+    shop = ShopServer(store["DATABASE"], sandbox_server.url, **store, WEBHOOK_TIMEOUT=[5, 120])
     try:
         add_endpoint_in_sql(shop, f"http://127.0.0.1:{hung.getsockname()[1]}/hooks")
         buy_over_http(requests.Session(), shop.url, follow=False)
@@ -751,3 +752,22 @@ def test_the_docs_show_the_example_file_and_the_events_fields_as_sent(shop, merc
     assert set(documented) == set(sent) and set(documented["data"]) == set(sent["data"])
     for type_ in ("processing", "paid", "failed", "cancelled", "refunded", "review", "pending"):
         assert f"| `payment.{type_}` |" in docs
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("WEBHOOK_TIMEOUT", [1, 2, 3], "WEBHOOK_TIMEOUT must be seconds"),
+        ("WEBHOOK_TIMEOUT", "10", "WEBHOOK_TIMEOUT must be seconds"),
+        ("WEBHOOK_TIMEOUT", 0, "WEBHOOK_TIMEOUT must be seconds"),
+        ("WEBHOOK_RETRY_HOURS", 0, "WEBHOOK_RETRY_HOURS must be a number of hours"),
+        ("WEBHOOK_RETRY_HOURS", "24", "WEBHOOK_RETRY_HOURS must be a number of hours"),
+        ("WEBHOOK_RETRY_HOURS", True, "WEBHOOK_RETRY_HOURS must be a number of hours"),
+    ],
+)
+def test_a_bad_setting_is_refused_at_start_by_name(tmp_path, setting, value, message):
+    from app import create_app
+    from shop.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        create_app({"TESTING": True, "DATABASE": str(tmp_path / "s.sqlite"), setting: value})
