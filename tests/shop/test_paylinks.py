@@ -247,6 +247,22 @@ def test_links_pages_need_a_login_and_a_csrf_token(console_app, merchant):
     assert len(query(console_app.config, "SELECT * FROM payments")) == 1
 
 
+@pytest.mark.parametrize("position", ["9" * 40, "-1", "0", "x", "1e3"])
+def test_odd_page_positions_and_ids_on_the_links_pages_are_no_500(console_app, merchant, position):
+    create_link(merchant)
+    page = merchant.get(f"/console/links?before={position}")
+    # An odd position shows the newest page, with the link on it.
+    assert page.status_code == 200
+    assert "Invoice 7: consulting" in page.get_data(as_text=True)
+    csrf = hidden_inputs(links_page(merchant))["csrf_token"]
+    huge = "9" * 40
+    assert (
+        merchant.post(f"/console/links/{huge}/disable", data={"csrf_token": csrf}).status_code
+        == 404
+    )
+    assert only_payment(console_app)["disabled_at"] is None
+
+
 # -- over HTTP, paid through the live sandbox ------------------------------------------------
 
 
