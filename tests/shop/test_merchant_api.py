@@ -321,7 +321,9 @@ def test_not_found_and_method_not_allowed_are_json(client, key):
         405,
         "method_not_allowed",
     )
-    for query_string in ("limit=0", "limit=101", "limit=x", "after=-1", "after=99999999999"):
+    # Digits of other scripts too: "²" passes str.isdigit, and int() refuses it; "١" it takes.
+    odd = ("limit=0", "limit=101", "limit=x", "after=-1", "after=99999999999", "limit=²")
+    for query_string in (*odd, "after=%D9%A1", "limit=%EF%BC%95", "limit=+5", "limit= 5"):
         answer = client.get(f"/api/v1/payments?{query_string}", headers=auth(key))
         assert error_code(answer) == (422, "invalid_field"), query_string
         documented(answer, "GET", "/api/v1/payments")
