@@ -205,7 +205,7 @@ def payment_json(payment, its_orders):
         "return_url": payment["return_url"],
         "single_use": bool(payment["single_use"]),
         "expires_at": payment["expires_at"],
-        "disabled": bool(payment["disabled_at"]),
+        "disabled": payments.is_disabled(payment),
         "checkout_url": payments.checkout_url(payment),
         "created_at": payment["created_at"],
         "orders": [

@@ -224,13 +224,21 @@ def is_expired(payment, moment=None):
     return bool(payment["expires_at"]) and payment["expires_at"] <= (moment or now())
 
 
+def is_disabled(payment):
+    """Switched off in the console, or made in a settlement currency the shop no longer takes:
+    its amount means that currency, and checkout would charge it in the current one."""
+    return bool(payment["disabled_at"]) or (
+        payment["currency"] != current_app.config["SETTLEMENT_XML"]
+    )
+
+
 def state(payment, its_orders):
     """pending, processing, paid, ... from its orders; else disabled, expired or open."""
     seen = {orders.payment_state(order) for order in its_orders}
     for candidate in ORDER_STATE_PRIORITY:
         if candidate in seen:
             return candidate
-    if payment["disabled_at"]:
+    if is_disabled(payment):
         return "disabled"
     if is_expired(payment):
         return "expired"
@@ -244,7 +252,7 @@ def refusal(payment, its_orders):
     """
     if payment["single_use"] and any(orders.payment_state(o) in USED_UP for o in its_orders):
         return "used"
-    if payment["disabled_at"]:
+    if is_disabled(payment):
         return "disabled"
     if is_expired(payment):
         return "expired"

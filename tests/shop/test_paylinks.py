@@ -247,6 +247,23 @@ def test_links_pages_need_a_login_and_a_csrf_token(console_app, merchant):
     assert len(query(console_app.config, "SELECT * FROM payments")) == 1
 
 
+def test_a_link_made_in_another_settlement_currency_is_refused_not_charged_in_the_new_one(
+    console_app, merchant
+):
+    """The amount means the currency the link was made in: after the shop settles in another
+    (SETTLEMENT_XML changed), 15 of the old must not be charged as 15 of the new."""
+    create_link(merchant)
+    payment = only_payment(console_app)
+    assert payment["currency"] == console_app.config["SETTLEMENT_XML"]
+    console_app.config["SETTLEMENT_XML"] = "BTC"
+    buyer = console_app.test_client()
+    status, reason, _ = refusal_of(buyer, f"/pay/{payment['token']}")
+    assert (status, reason) == (410, "disabled")
+    assert pay_link_form(buyer, payment["token"]).status_code == 410
+    assert query(console_app.config, "SELECT * FROM orders") == []
+    assert f'data-payment="{payment["id"]}" data-state="disabled"' in links_page(merchant)
+
+
 @pytest.mark.parametrize("position", ["9" * 40, "-1", "0", "x", "1e3"])
 def test_odd_page_positions_and_ids_on_the_links_pages_are_no_500(console_app, merchant, position):
     create_link(merchant)
