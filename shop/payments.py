@@ -29,6 +29,9 @@ MAX_EMAIL = 254
 MAX_URL = 2000
 AMOUNT = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,8})?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Line and paragraph separators (a second line all the same), and the bidi embeddings,
+# overrides and isolates that make a description read backwards on the buyer's page.
+NOT_ONE_LINE = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 # States of a payment, from its orders: the first that any order is in wins, in this order;
@@ -77,6 +80,8 @@ def check_text(field, value, limit, required):
     if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         # Control characters, and the halves of a surrogate pair that JSON's \ud800 can
         # carry alone: no database stores those as text.
+        raise Invalid(field, "must be one line of printable text")
+    if any(c in NOT_ONE_LINE for c in value):
         raise Invalid(field, "must be one line of printable text")
     return value
 

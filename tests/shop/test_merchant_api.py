@@ -259,6 +259,10 @@ BAD_FIELDS = [
     ({"description": 5}, "description"),
     ({"description": "half a pair \ud800"}, "description"),
     ({"reference": "\udfff"}, "reference"),
+    # A line separator is a second line; a bidi override turns the text the buyer reads around.
+    ({"description": "two\u2028lines"}, "description"),
+    ({"description": "Invoice \u202egnp.exe"}, "description"),
+    ({"reference": "INV\u2067-1"}, "reference"),
     ({"reference": None}, "reference"),
     ({"reference": "r" * 101}, "reference"),
     ({"buyer_email": "nobody"}, "buyer_email"),
