@@ -67,7 +67,9 @@ def open_payment(token):
     payment = payments.find_by_token(token)
     if payment is None:
         return None, refused("unknown")
-    its_orders = payments.orders_of([payment["id"]])[payment["id"]]
+    # Only a single-use payment's orders can refuse it: a reusable one's (without end, for a
+    # donation link) are not read on every buyer's page.
+    its_orders = payments.orders_of([payment["id"]])[payment["id"]] if payment["single_use"] else []
     reason = payments.refusal(payment, its_orders)
     if reason is not None:
         return None, refused(reason)

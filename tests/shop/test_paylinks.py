@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
+from shop import db
 from tests.conftest import BOTH_ENGINES, ShopServer
 from tests.helpers import (
     BTC_ADDRESS,
@@ -209,6 +211,31 @@ def test_a_reusable_link_takes_payment_after_payment(console_app, merchant):
         paid_through_the_sandbox(buyer, order)
     listing = links_page(merchant)
     assert listing.count('data-order-state="paid"') == 2
+
+
+def test_a_reusable_link_s_pages_do_not_read_its_orders(console_app, merchant):
+    """A reusable link (a donation, a price list) gathers orders without end; whether the
+    buyer may pay it does not depend on them, so its pages cost the same at the thousandth
+    payment as at the first."""
+    create_link(merchant, reusable="y")
+    payment = only_payment(console_app)
+    buyer = console_app.test_client()
+    pay_link_form(buyer, payment["token"])
+    statements = []
+    with console_app.app_context():
+        engine = db.engine()
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if re.search(r"FROM orders\b", statement):
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert buyer.get(f"/pay/{payment['token']}").status_code == 200
+        assert buyer.get(f"/pay/{payment['token']}/{BTC_ROUTE}").status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert statements == []
 
 
 @pytest.mark.parametrize(
