@@ -158,7 +158,9 @@ def reconcile_one(order, attempts, backoff, run_started=None):
         # refuses to tell about (or answers older news for) would be due on every run for ever.
         # (A done order's refund check stays due: its schedule is the check's, not its age's.)
         orders.postpone_poll(get_db(), order)
-    if outcome in ("applied", "unchanged", "review") and open_too_long(order):
+    # An order the exchanger will not tell about (an error, stale news) is no less old: past
+    # the review age a person looks, rather than reconcile asking weekly for ever unseen.
+    if outcome in ("applied", "unchanged", "review", "error", "stale") and open_too_long(order):
         return review_for_age(order["id"]) or outcome
     return outcome
 

@@ -261,6 +261,21 @@ def test_an_old_open_order_goes_to_review_once_with_the_message(app, client, ask
     assert len(flags) == 1 and flags[0]["note"].startswith(AGE_REVIEW)
 
 
+def test_an_old_order_the_exchanger_refuses_to_tell_about_goes_to_review(app, client, asked):
+    """Polled weekly and never answered, it would wait for ever unseen: past the review age it
+    is exactly an order a person must look at."""
+    (order,) = place(app, client, 1)
+    make_old(app, order["id"], days=8)
+    rows(app, "UPDATE orders SET exchanger_secret = 'wrong' WHERE id = ?", order["id"])
+
+    output = reconcile_run(app)
+
+    assert "1 open for 7 days or more went to review" in output
+    after = order_row(app, order["id"])
+    assert after["review_reason"].startswith(AGE_REVIEW) and after["age_flagged_at"]
+    assert waits_after_poll(app, order["id"]) == timedelta(days=7)
+
+
 def test_an_order_the_exchanger_finishes_when_asked_does_not_go_to_review(app, client):
     (order,) = place(app, client, 1)
     sandbox_status(app, order["exchanger_uid"], "deleted")
