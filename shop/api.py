@@ -61,6 +61,7 @@ HTTP_CODES = {
 }
 KEY_PREFIX = "sk_"
 KEY_SHAPE = re.compile(r"^[A-Za-z0-9_-]{10,200}$")
+WHOLE_NUMBER = re.compile(r"[0-9]{1,20}")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 CREATE_FIELDS = ("amount", "description", "reference", "buyer_email", "return_url")
 MAX_BODY = 16 * 1024
@@ -204,7 +205,7 @@ def payment_json(payment, its_orders):
         "return_url": payment["return_url"],
         "single_use": bool(payment["single_use"]),
         "expires_at": payment["expires_at"],
-        "disabled": bool(payment["disabled_at"]),
+        "disabled": payments.is_disabled(payment),
         "checkout_url": payments.checkout_url(payment),
         "created_at": payment["created_at"],
         "orders": [
@@ -321,7 +322,8 @@ def int_arg(name, default, low, high):
     text = request.args.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII digits only: str.isdigit takes "²" (which int() refuses) and other scripts' digits.
+    if not WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
         raise ApiError(
             "invalid_field", f"{name} must be a whole number from {low} to {high}.", field=name
         )

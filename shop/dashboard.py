@@ -160,7 +160,8 @@ def median_seconds_to_paid(db, period, paid):
             f" FROM orders WHERE {PAID} AND finished_at >= :start AND finished_at < :end",
             period.params,
         )
-        return round(float(value))
+        # None when the paid orders counted were refunded meanwhile (two queries, no snapshot).
+        return None if value is None else round(float(value))
     middle = query(
         db,
         "SELECT (julianday(finished_at) - julianday(created_at)) * 86400 AS seconds FROM orders"  # noqa: S608 - constants
@@ -168,6 +169,8 @@ def median_seconds_to_paid(db, period, paid):
         " ORDER BY seconds LIMIT :count OFFSET :skip",
         {**period.params, "count": 2 - paid % 2, "skip": (paid - 1) // 2},
     )
+    if not middle:
+        return None
     return round(sum(row["seconds"] for row in middle) / len(middle))
 
 

@@ -662,8 +662,9 @@ def order_filter(db, date_from=None, date_to=None, search=None, before=None, aft
     if date_from:
         clauses.append("created_at >= :date_from")
         params["date_from"] = date_from
-    if date_to:
+    if date_to and date_to < date.max.isoformat():
         # created_at is an ISO timestamp: everything on date_to sorts before the next day.
+        # (To 9999-12-31, the last day a date can be, is no limit: it has no next day.)
         clauses.append("created_at < :day_after")
         params["day_after"] = (date.fromisoformat(date_to) + timedelta(days=1)).isoformat()
     if search:

@@ -11,7 +11,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 
 from . import checkout, orders, payments
-from .console import require_login
+from .api import MAX_ID
+from .console import POSITION, require_login
 from .db import get_db
 from .forms import ButtonForm, PaymentLinkForm
 from .i18n import N_
@@ -66,7 +67,9 @@ def open_payment(token):
     payment = payments.find_by_token(token)
     if payment is None:
         return None, refused("unknown")
-    its_orders = payments.orders_of([payment["id"]])[payment["id"]]
+    # Only a single-use payment's orders can refuse it: a reusable one's (without end, for a
+    # donation link) are not read on every buyer's page.
+    its_orders = payments.orders_of([payment["id"]])[payment["id"]] if payment["single_use"] else []
     reason = payments.refusal(payment, its_orders)
     if reason is not None:
         return None, refused(reason)
@@ -115,7 +118,9 @@ def links_page():
         )
         flash("Payment link created.", "success")
         return redirect(url_for("links.links_page", _anchor=f"payment-{payment['id']}"))
-    before = request.args.get("before", type=int)
+    # The console's page positions: anything else (negative, huge, text) is the newest page.
+    position = request.args.get("before", "")
+    before = int(position) if POSITION.fullmatch(position) else None
     rows = payments.list_payments(PAGE_SIZE + 1, before=before)
     page = rows[:PAGE_SIZE]
     its_orders = payments.orders_of([p["id"] for p in page])
@@ -138,7 +143,8 @@ def disable(payment_id):
     """Switch a link off: it takes no new attempt; orders already made go on."""
     if not ButtonForm().validate_on_submit():
         abort(400)
-    if payments.get_payment(get_db(), payment_id) is None:
+    # Ids are 32-bit on PostgreSQL, and SQLite takes no integer past 64 bits: a larger one is none.
+    if payment_id > MAX_ID or payments.get_payment(get_db(), payment_id) is None:
         abort(404)
     if payments.disable(get_db(), payment_id):
         flash("The payment link is switched off.", "success")

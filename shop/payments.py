@@ -29,6 +29,9 @@ MAX_EMAIL = 254
 MAX_URL = 2000
 AMOUNT = re.compile(r"^[0-9]{1,10}(\.[0-9]{1,8})?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Line and paragraph separators (a second line all the same), and the bidi embeddings,
+# overrides and isolates that make a description read backwards on the buyer's page.
+NOT_ONE_LINE = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 # States of a payment, from its orders: the first that any order is in wins, in this order;
@@ -77,6 +80,8 @@ def check_text(field, value, limit, required):
     if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         # Control characters, and the halves of a surrogate pair that JSON's \ud800 can
         # carry alone: no database stores those as text.
+        raise Invalid(field, "must be one line of printable text")
+    if any(c in NOT_ONE_LINE for c in value):
         raise Invalid(field, "must be one line of printable text")
     return value
 
@@ -224,13 +229,21 @@ def is_expired(payment, moment=None):
     return bool(payment["expires_at"]) and payment["expires_at"] <= (moment or now())
 
 
+def is_disabled(payment):
+    """Switched off in the console, or made in a settlement currency the shop no longer takes:
+    its amount means that currency, and checkout would charge it in the current one."""
+    return bool(payment["disabled_at"]) or (
+        payment["currency"] != current_app.config["SETTLEMENT_XML"]
+    )
+
+
 def state(payment, its_orders):
     """pending, processing, paid, ... from its orders; else disabled, expired or open."""
     seen = {orders.payment_state(order) for order in its_orders}
     for candidate in ORDER_STATE_PRIORITY:
         if candidate in seen:
             return candidate
-    if payment["disabled_at"]:
+    if is_disabled(payment):
         return "disabled"
     if is_expired(payment):
         return "expired"
@@ -244,7 +257,7 @@ def refusal(payment, its_orders):
     """
     if payment["single_use"] and any(orders.payment_state(o) in USED_UP for o in its_orders):
         return "used"
-    if payment["disabled_at"]:
+    if is_disabled(payment):
         return "disabled"
     if is_expired(payment):
         return "expired"

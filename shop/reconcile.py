@@ -153,7 +153,14 @@ def reconcile_one(order, attempts, backoff, run_started=None):
     if not orders.exchanger_knows(order):
         return look_again_later(order, flag_unaskable(order))
     outcome = ask_exchanger(order, attempts, backoff, run_started)
-    if outcome in ("applied", "unchanged", "review") and open_too_long(order):
+    if outcome in ("error", "stale") and not orders.is_final(order):
+        # Nothing was written, so nothing scheduled: without this an open order the exchanger
+        # refuses to tell about (or answers older news for) would be due on every run for ever.
+        # (A done order's refund check stays due: its schedule is the check's, not its age's.)
+        orders.postpone_poll(get_db(), order)
+    # An order the exchanger will not tell about (an error, stale news) is no less old: past
+    # the review age a person looks, rather than reconcile asking weekly for ever unseen.
+    if outcome in ("applied", "unchanged", "review", "error", "stale") and open_too_long(order):
         return review_for_age(order["id"]) or outcome
     return outcome
 

@@ -441,3 +441,16 @@ def test_the_csv_streams_a_large_list_batch_by_batch(console_app, merchant):
     paid = merchant.get("/console/orders.csv?state=paid").get_data(as_text=True)
     assert paid == expected_csv(config, "WHERE status = 'done' AND review_reason IS NULL")
     assert paid.count("\n") == 1 + 5_001 // 3
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01"])
+def test_the_first_and_last_days_a_date_can_be_are_filters_not_500s(console_app, merchant, day):
+    buy(console_app)
+    for path in ("/console/", "/console/orders.csv"):
+        for name in ("date_from", "date_to"):
+            answer = merchant.get(f"{path}?{name}={day}")
+            assert answer.status_code == 200, (path, name)
+            answer.get_data()
+    # Up to the last day there is: every order; from it: none.
+    everything = merchant.get("/console/?date_to=9999-12-31").get_data(as_text=True)
+    assert "data-token" in everything

@@ -366,3 +366,11 @@ def test_orders_paid_through_the_sandbox_show_and_each_count_leads_to_its_orders
 )
 def test_durations_read_in_their_two_largest_units(seconds, words):
     assert dashboard.duration_words(seconds) == words
+
+
+def test_a_paid_order_refunded_between_the_count_and_the_median_is_no_500(console_app):
+    """The dashboard counts the period's paid orders, then reads the middle one(s) of them in
+    a second query; an order refunded in between leaves fewer than counted (here none)."""
+    period = dashboard.Period.ending(datetime.now(UTC).date(), 30)
+    with console_app.app_context():
+        assert dashboard.median_seconds_to_paid(get_db(), period, paid=1) is None

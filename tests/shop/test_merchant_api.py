@@ -259,6 +259,10 @@ BAD_FIELDS = [
     ({"description": 5}, "description"),
     ({"description": "half a pair \ud800"}, "description"),
     ({"reference": "\udfff"}, "reference"),
+    # A line separator is a second line; a bidi override turns the text the buyer reads around.
+    ({"description": "two\u2028lines"}, "description"),
+    ({"description": "Invoice \u202egnp.exe"}, "description"),
+    ({"reference": "INV\u2067-1"}, "reference"),
     ({"reference": None}, "reference"),
     ({"reference": "r" * 101}, "reference"),
     ({"buyer_email": "nobody"}, "buyer_email"),
@@ -321,7 +325,9 @@ def test_not_found_and_method_not_allowed_are_json(client, key):
         405,
         "method_not_allowed",
     )
-    for query_string in ("limit=0", "limit=101", "limit=x", "after=-1", "after=99999999999"):
+    # Digits of other scripts too: "²" passes str.isdigit, and int() refuses it; "١" it takes.
+    odd = ("limit=0", "limit=101", "limit=x", "after=-1", "after=99999999999", "limit=²")
+    for query_string in (*odd, "after=%D9%A1", "limit=%EF%BC%95", "limit=+5", "limit= 5"):
         answer = client.get(f"/api/v1/payments?{query_string}", headers=auth(key))
         assert error_code(answer) == (422, "invalid_field"), query_string
         documented(answer, "GET", "/api/v1/payments")

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
+import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
+from shop import db
 from tests.conftest import BOTH_ENGINES, ShopServer
 from tests.helpers import (
     BTC_ADDRESS,
@@ -211,6 +213,31 @@ def test_a_reusable_link_takes_payment_after_payment(console_app, merchant):
     assert listing.count('data-order-state="paid"') == 2
 
 
+def test_a_reusable_link_s_pages_do_not_read_its_orders(console_app, merchant):
+    """A reusable link (a donation, a price list) gathers orders without end; whether the
+    buyer may pay it does not depend on them, so its pages cost the same at the thousandth
+    payment as at the first."""
+    create_link(merchant, reusable="y")
+    payment = only_payment(console_app)
+    buyer = console_app.test_client()
+    pay_link_form(buyer, payment["token"])
+    statements = []
+    with console_app.app_context():
+        engine = db.engine()
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if re.search(r"FROM orders\b", statement):
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert buyer.get(f"/pay/{payment['token']}").status_code == 200
+        assert buyer.get(f"/pay/{payment['token']}/{BTC_ROUTE}").status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert statements == []
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -245,6 +272,39 @@ def test_links_pages_need_a_login_and_a_csrf_token(console_app, merchant):
     )
     assert only_payment(console_app)["disabled_at"] is None
     assert len(query(console_app.config, "SELECT * FROM payments")) == 1
+
+
+def test_a_link_made_in_another_settlement_currency_is_refused_not_charged_in_the_new_one(
+    console_app, merchant
+):
+    """The amount means the currency the link was made in: after the shop settles in another
+    (SETTLEMENT_XML changed), 15 of the old must not be charged as 15 of the new."""
+    create_link(merchant)
+    payment = only_payment(console_app)
+    assert payment["currency"] == console_app.config["SETTLEMENT_XML"]
+    console_app.config["SETTLEMENT_XML"] = "BTC"
+    buyer = console_app.test_client()
+    status, reason, _ = refusal_of(buyer, f"/pay/{payment['token']}")
+    assert (status, reason) == (410, "disabled")
+    assert pay_link_form(buyer, payment["token"]).status_code == 410
+    assert query(console_app.config, "SELECT * FROM orders") == []
+    assert f'data-payment="{payment["id"]}" data-state="disabled"' in links_page(merchant)
+
+
+@pytest.mark.parametrize("position", ["9" * 40, "-1", "0", "x", "1e3"])
+def test_odd_page_positions_and_ids_on_the_links_pages_are_no_500(console_app, merchant, position):
+    create_link(merchant)
+    page = merchant.get(f"/console/links?before={position}")
+    # An odd position shows the newest page, with the link on it.
+    assert page.status_code == 200
+    assert "Invoice 7: consulting" in page.get_data(as_text=True)
+    csrf = hidden_inputs(links_page(merchant))["csrf_token"]
+    huge = "9" * 40
+    assert (
+        merchant.post(f"/console/links/{huge}/disable", data={"csrf_token": csrf}).status_code
+        == 404
+    )
+    assert only_payment(console_app)["disabled_at"] is None
 
 
 # -- over HTTP, paid through the live sandbox ------------------------------------------------

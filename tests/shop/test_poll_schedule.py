@@ -175,6 +175,26 @@ def test_a_run_with_many_orders_not_due_asks_only_about_the_due_ones(app, client
     assert untouched[0]["n"] == 2000
 
 
+def test_an_order_the_exchanger_refuses_to_tell_about_is_asked_on_its_schedule(app, client, asked):
+    """An order/get the exchanger refuses for good (here a secret it does not know) is an
+    error of that run, and the order is asked again on its age's schedule: not on every run
+    for ever, which is what reconcile at scale is there to stop."""
+    (order,) = place(app, client, 1)
+    make_old(app, order["id"], days=3)
+    rows(app, "UPDATE orders SET exchanger_secret = 'wrong' WHERE id = ?", order["id"])
+
+    first = app.test_cli_runner().invoke(args=["reconcile"])
+    assert first.exit_code == 1 and "1 could not be checked" in first.output
+    assert asked == {order["exchanger_uid"]: 1}
+    # Daily at three days old, from this question (and up to an eighth more, by id).
+    assert waits_after_poll(app, order["id"]) == timedelta(days=1)
+
+    asked.clear()
+    second = reconcile_run(app)
+    assert asked == {}
+    assert "Checked 0 orders due" in second
+
+
 def due_orders_plan(app):
     with app.app_context():
         connection = db.get_db()
@@ -239,6 +259,21 @@ def test_an_old_open_order_goes_to_review_once_with_the_message(app, client, ask
         app, "SELECT note FROM status_history WHERE order_id = ? AND source = 'flag'", order["id"]
     )
     assert len(flags) == 1 and flags[0]["note"].startswith(AGE_REVIEW)
+
+
+def test_an_old_order_the_exchanger_refuses_to_tell_about_goes_to_review(app, client, asked):
+    """Polled weekly and never answered, it would wait for ever unseen: past the review age it
+    is exactly an order a person must look at."""
+    (order,) = place(app, client, 1)
+    make_old(app, order["id"], days=8)
+    rows(app, "UPDATE orders SET exchanger_secret = 'wrong' WHERE id = ?", order["id"])
+
+    output = reconcile_run(app)
+
+    assert "1 open for 7 days or more went to review" in output
+    after = order_row(app, order["id"])
+    assert after["review_reason"].startswith(AGE_REVIEW) and after["age_flagged_at"]
+    assert waits_after_poll(app, order["id"]) == timedelta(days=7)
 
 
 def test_an_order_the_exchanger_finishes_when_asked_does_not_go_to_review(app, client):
