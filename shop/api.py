@@ -226,7 +226,8 @@ def read_json_object():
         raise ApiError("unsupported_media_type", "Send the body as application/json.")
     if (request.content_length or 0) > MAX_BODY:
         raise ApiError("body_too_large", f"The body may be at most {MAX_BODY} bytes.")
-    raw = request.get_data(cache=False)
+    # A chunked body has no length to check first: read one byte past the bound, never more.
+    raw = request.stream.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         raise ApiError("body_too_large", f"The body may be at most {MAX_BODY} bytes.")
     try:

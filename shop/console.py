@@ -48,6 +48,8 @@ CSV_COLUMNS = (
     "exchanger_uid",
     "buyer_email",
     "review_reason",
+    # The merchant's own reference of the payment link or API payment the order paid, if any.
+    "reference",
 )
 
 

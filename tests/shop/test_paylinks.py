@@ -1,6 +1,8 @@
 """Payment links: made in the console, paid at /pay/<token> through the same checkout, refused
 with their own page when unknown, used up, switched off or expired."""
 
+import csv
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -382,6 +384,11 @@ def test_a_link_paid_through_the_sandbox_shows_paid_with_its_reference(
     assert f"{order['token'][:8]}… paid" in listing
     order_page = console.get(f"{shop}/console/orders/{order['token']}", timeout=10).text
     assert '<strong id="reference">WS-2026-11</strong>' in order_page
+    # The export carries the reference too, for the merchant's books.
+    exported = list(csv.DictReader(io.StringIO(console.get(f"{shop}/console/orders.csv").text)))
+    assert [(row["token"], row["state"], row["reference"]) for row in exported] == [
+        (order["token"], "paid", "WS-2026-11")
+    ]
     # Single use, and paid: the link now says so.
     again = buyer.get(link, timeout=10)
     assert again.status_code == 410 and "This payment has already been made." in again.text
