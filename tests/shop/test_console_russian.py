@@ -10,8 +10,9 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_file
 from babel.messages.pofile import read_po
 from werkzeug.security import generate_password_hash
 
+from shop.console import PAGE_SIZE
 from tests.conftest import BOTH_ENGINES
-from tests.helpers import hidden_inputs
+from tests.helpers import hidden_inputs, query
 from tests.shop.test_console import PASSWORD, buy, log_in, post_button
 from tests.shop.test_dashboard import seed_shop
 
@@ -215,3 +216,20 @@ def test_logging_out_keeps_the_language(russian_merchant):
     post_button(russian_merchant, "/console/logout")
     page = russian_merchant.get("/console/login").get_data(as_text=True)
     assert "Консоль продавца" in page
+
+
+def test_the_pager_speaks_russian(console_app, russian_merchant):
+    console_app.test_client().post("/ipn", data="junk", content_type="text/plain")
+    for n in range(PAGE_SIZE):
+        query(
+            console_app.config,
+            "INSERT INTO ipn_log (received_at, remote_addr, content_type, headers, body, outcome)"
+            " SELECT received_at, remote_addr, content_type, headers, ?, outcome FROM ipn_log"
+            " WHERE id = 1",
+            f"junk{n}",
+        )
+    first = russian_merchant.get("/console/ipn").get_data(as_text=True)
+    older = re.search(r'href="([^"]+)">Более старые →</a>', first)
+    assert older and "Older" not in first and first.count("<td>отклонено</td>") == PAGE_SIZE
+    second = russian_merchant.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert ">← Более новые</a>" in second and "Newer" not in second
