@@ -21,6 +21,7 @@ from shop import (
     paylinks,
     reconcile,
     security,
+    webhooks,
     words,
 )
 from shop.exchanger import ExchangerClient, LocalWSGIAdapter, request_deadline
@@ -42,12 +43,13 @@ def create_app(test_config=None):
     words.init_app(app)
     buyer.init_app(app)
     mail.init_app(app)
+    webhooks.init_app(app)
     security.init_app(app)
     paylinks.init_app(app)
     sandbox_app = mount_sandbox(app) if app.config["SANDBOX_MODE"] else None
     app.extensions["exchanger"] = exchanger_client(app, sandbox_app)
 
-    for module in (catalog, checkout, paylinks, buyer, mail, ipn, console, i18n, api):
+    for module in (catalog, checkout, paylinks, buyer, mail, ipn, console, webhooks, i18n, api):
         app.register_blueprint(module.bp)
     app.register_blueprint(paylinks.console_bp)
     app.register_blueprint(api.keys_bp)
@@ -62,6 +64,7 @@ def create_app(test_config=None):
         discovery.exchanger_cli,
         merchant.ipn_cli,
         mail.mail_cli,
+        webhooks.webhooks_cli,
         reconcile.reconcile_command,
     ):
         app.cli.add_command(command)

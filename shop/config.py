@@ -38,6 +38,13 @@ DEFAULTS = {
     "MAIL_TIMEOUT": 10,
     # Attempts before a mail is given up (shown in the console), backing off between them.
     "MAIL_MAX_ATTEMPTS": 8,
+    # Webhooks out (console, Webhooks): (connect, read) seconds per delivery attempt; how long a
+    # failing event is retried, backing off up to an hour between attempts, before it is given
+    # up; and whether a worker sends new events in a background thread right after the response
+    # (off, only `flask webhooks send` from cron delivers).
+    "WEBHOOK_TIMEOUT": (3.05, 10),
+    "WEBHOOK_RETRY_HOURS": 24,
+    "WEBHOOK_SEND_AFTER_RESPONSE": True,
     "SETTLEMENT_XML": "USDTTRC20",
     # The merchant's payout requisites: to-field id (or field name) -> value.
     "PAYOUT_VALUES": {},
@@ -212,6 +219,19 @@ def check(config, production):
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
         raise ConfigError(
             f"OPEN_ORDER_REVIEW_DAYS must be a whole number of days, 1 to 365: {days!r}"
+        )
+    retry = config["WEBHOOK_RETRY_HOURS"]
+    if isinstance(retry, bool) or not isinstance(retry, int | float) or not 0 < retry <= 24 * 30:
+        raise ConfigError(
+            f"WEBHOOK_RETRY_HOURS must be a number of hours, above 0 and at most 720: {retry!r}"
+        )
+    timeout = config["WEBHOOK_TIMEOUT"]
+    parts = list(timeout) if isinstance(timeout, list | tuple) else [timeout]
+    if len(parts) not in (1, 2) or not all(
+        isinstance(t, int | float) and not isinstance(t, bool) and 0 < t <= 120 for t in parts
+    ):
+        raise ConfigError(
+            f"WEBHOOK_TIMEOUT must be seconds (at most 120: an attempt must end well inside its lease), or [connect, read] seconds: {timeout!r}"
         )
     proxies = config["TRUSTED_PROXIES"]
     if isinstance(proxies, bool) or not isinstance(proxies, int) or not 0 <= proxies <= 5:

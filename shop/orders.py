@@ -9,7 +9,7 @@ from decimal import Decimal
 from flask import abort, current_app
 from flask_babel import gettext
 
-from . import mail
+from . import mail, webhooks
 from .db import execute, get_db, is_postgresql, now, query, query_one, scalar, transaction
 from .i18n import N_
 
@@ -437,8 +437,9 @@ def apply_event(db, order_id, event):
         if decision.outcome in ("duplicate", "stale", "raced"):
             return decision.outcome
         stamp = now()
-        write_order(db, order, event, decision, stamp)
+        written = write_order(db, order, event, decision, stamp)
         mail.enqueue_for(db, order, decision)  # the buyer's mail commits with the change
+        webhooks.enqueue_for(db, order, written)  # so do the merchant's events
         if decision.changes_order:
             add_history(
                 db,
@@ -454,19 +455,22 @@ def apply_event(db, order_id, event):
 
 
 def write_order(db, order, event, decision, stamp):
-    """The order row after a decision: status, review, amounts reported, event time, schedule."""
+    """The order row after a decision: status, review, amounts reported, event time, schedule.
+
+    Returns the row as written (RETURNING: no second read inside the writer's lock).
+    """
     status = decision.status or order["status"]
     events = [ms for ms in (order["last_event_ms"], event.at_ms) if ms is not None]
     finished_at, checks, check_at = settle_schedule(order, decision.settle, stamp)
     next_poll_at = poll_schedule(order, status, check_at, stamp)
-    execute(
+    return query_one(
         db,
         "UPDATE orders SET status = :status, review_reason = :review_reason,"
         " reported_in = :reported_in, reported_out = :reported_out,"
         " last_event_ms = :last_event_ms, finished_at = :finished_at,"
         " settle_checks = :settle_checks, settle_check_at = :settle_check_at,"
         " next_poll_at = :next_poll_at, version = version + :bump, updated_at = :stamp"
-        " WHERE id = :id",
+        " WHERE id = :id RETURNING *",
         {
             "status": status,
             # A review stays until a person resolves it.
@@ -846,4 +850,6 @@ def resolve_review(db, order_id, note):
         )
         note = f"review resolved: {note}"
         add_history(db, order_id, order["status"], order["status"], "console", stamp, note=note)
+        # Out of review is a change of state too (review -> paid, say): the merchant's systems hear it.
+        webhooks.enqueue_for(db, order, get_order(db, order_id))
         return True

@@ -146,7 +146,8 @@ class OrderMachine(RuleBasedStateMachine):
         if self.app.config.get("DATABASE_URL"):
             query(
                 self.app.config,
-                "TRUNCATE orders, order_items, status_history, ipn_log, mail_outbox RESTART IDENTITY",
+                "TRUNCATE orders, order_items, status_history, ipn_log, mail_outbox, webhook_outbox,"
+                " webhook_deliveries RESTART IDENTITY",
             )
         else:
             # The earlier examples' pooled connections, to files already removed, close.

@@ -152,6 +152,7 @@ def test_a_merchant_works_in_russian_on_a_phone(page, screenshot, sandbox_server
         ("Платёжные ссылки", "Платёжные ссылки", "links-ru"),
         ("Ключи API", "Ключи API", "api-keys-ru"),
         ("Журнал IPN", "Журнал IPN", "ipn-ru"),
+        ("Вебхуки", "Вебхуки", "webhooks-ru"),
         ("Входы", "Входы в консоль", "logins-ru"),
     ]
     for link, heading, step in pages:

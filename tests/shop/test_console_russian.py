@@ -13,7 +13,7 @@ from werkzeug.security import generate_password_hash
 from shop.console import PAGE_SIZE
 from tests.conftest import BOTH_ENGINES
 from tests.helpers import hidden_inputs, query
-from tests.shop.test_console import PASSWORD, buy, log_in, post_button
+from tests.shop.test_console import PASSWORD, buy, log_in, post_button, sandbox_set
 from tests.shop.test_dashboard import seed_shop
 
 pytestmark = BOTH_ENGINES
@@ -32,6 +32,7 @@ CONSOLE_MODULES = [
         "forms.py",
         "orders.py",
         "api.py",
+        "webhooks.py",
     )
 ]
 KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "N_": None, "lazy_ngettext": (1, 2)}
@@ -233,3 +234,39 @@ def test_the_pager_speaks_russian(console_app, russian_merchant):
     assert older and "Older" not in first and first.count("<td>отклонено</td>") == PAGE_SIZE
     second = russian_merchant.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
     assert ">← Более новые</a>" in second and "Newer" not in second
+
+
+def test_the_webhook_pages_speak_russian(console_app, russian_merchant):
+    merchant = russian_merchant
+    empty = merchant.get("/console/webhooks/").get_data(as_text=True)
+    assert_russian(empty, ["Вебхуки", "Адреса получателей"], [*MENU, "Webhooks", "Add endpoint"])
+    refused = post_button(merchant, "/console/webhooks/", url="ftp://example.com/hooks")
+    assert "URL должен начинаться с http:// или https://." in refused.get_data(as_text=True)
+    added = post_button(merchant, "/console/webhooks/", url="http://127.0.0.1:9/hooks")
+    assert "Секрет для подписи, показан один раз" in added.get_data(as_text=True)
+    (order,) = buy(console_app)
+    sandbox_set(console_app, order["exchanger_uid"], "inProgress")
+    # The refresh moves the order to processing, which queues an event for the endpoint.
+    refreshed = post_button(merchant, f"/console/orders/{order['token']}/refresh")
+    assert "Запрос к обменнику: применено." in refreshed.get_data(as_text=True)
+    (event,) = query(console_app.config, "SELECT id, endpoint_id FROM webhook_outbox")
+    pages = {
+        "/console/webhooks/": (["Вебхуки", "Последние события"], ["Endpoints", "Redeliver"]),
+        f"/console/webhooks/endpoints/{event['endpoint_id']}": (
+            ["Адрес", "События"],
+            ["Disable", "Make a new secret", "Queued", "Attempts"],
+        ),
+        f"/console/webhooks/events/{event['id']}": (
+            ["Доставки"],
+            ["Redeliver now", "Deliveries", "State", "No attempt yet", "next attempt"],
+        ),
+    }
+    for path, (headings, english) in pages.items():
+        answer = merchant.get(path)
+        assert answer.status_code == 200, path
+        assert_russian(answer.get_data(as_text=True), headings, MENU + english)
+    page = merchant.get(f"/console/webhooks/events/{event['id']}").get_data(as_text=True)
+    # The event's state in words; its JSON body below keeps the payment's states as codes.
+    assert re.search(r'id="event-state">(ждёт доставки|доставляется|доставлено)', page)
+    queued = post_button(merchant, f"/console/webhooks/events/{event['id']}/redeliver")
+    assert "Поставлено в очередь: событие скоро уйдёт." in queued.get_data(as_text=True)

@@ -178,6 +178,9 @@ def test_the_same_revision_makes_the_schema_on_postgresql(postgres):
         "api_keys",
         "payments",
         "rate_windows",
+        "webhook_endpoints",
+        "webhook_outbox",
+        "webhook_deliveries",
     }
     columns = {c[0]: c[1] for c in tables["orders"]["columns"]}
     # Money is NUMERIC, never a float; millisecond timestamps need 64 bits.
