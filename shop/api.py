@@ -24,6 +24,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from . import orders, payments, throttle
@@ -385,7 +386,7 @@ def revoke(key_id):
             {"now": now(), "id": key_id if key_id <= MAX_ID else 0},
         ).rowcount
     if changed:
-        flash("The key is revoked: requests with it are refused from now on.", "success")
+        flash(_("The key is revoked: requests with it are refused from now on."), "success")
     else:
-        flash("No such key, or it was already revoked.", "error")
+        flash(_("No such key, or it was already revoked."), "error")
     return redirect(url_for("apikeys.keys_page"))

@@ -22,12 +22,14 @@ from flask import (
     url_for,
 )
 from flask.cli import AppGroup
+from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import dashboard, logins, orders
 from .db import get_db
 from .exchanger import ExchangerError, ExchangerRejected, get_exchanger
 from .forms import ButtonForm, IpnFilterForm, LoginForm, OrderFilterForm, ReviewForm
+from .i18n import N_
 from .reconcile import poll_order
 
 bp = Blueprint("console", __name__, url_prefix="/console")
@@ -35,6 +37,10 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 HOME = "console.orders_page"
 
 PAGE_SIZE = 50
+# What a refresh may answer besides apply_event's outcomes (orders.IPN_OUTCOMES): marked for
+# the catalogue, as the flash after a refresh names the outcome in words.
+POLL_OUTCOMES = (N_("raced"), N_("skipped"))
+# The CSV's header stays English whatever the console's language: other programs read it.
 CSV_COLUMNS = (
     "token",
     "created_at",
@@ -95,7 +101,7 @@ def attempt_login():
             logins.start_session()
             return redirect(safe_next(request.args.get("next")))
         logins.record("failed")
-        flash("Wrong password.", "error")
+        flash(_("Wrong password."), "error")
         blocked = logins.limited()
     return render_login(form, blocked=blocked, status=429 if blocked else 200)
 
@@ -131,7 +137,7 @@ def dashboard_page():
 def read_filters():
     form = OrderFilterForm(request.args)
     if not form.validate():
-        flash("Some filters were not valid and are ignored.", "error")
+        flash(_("Some filters were not valid and are ignored."), "error")
 
     def valid(field):
         return field.data if field.data and not field.errors else None
@@ -179,7 +185,7 @@ def page_position():
     if not given:
         return None, None
     if len(given) > 1 or not all(POSITION.fullmatch(text) for text in given.values()):
-        flash("That page position is not valid: showing the newest.", "error")
+        flash(_("That page position is not valid: showing the newest."), "error")
         return None, None
     before, after = (given.get(name) for name in ("before", "after"))
     return (int(before) if before else None), (int(after) if after else None)
@@ -232,7 +238,7 @@ CSV_BATCH = 1000
 @bp.route("/orders.csv")
 def orders_csv():
     """The filtered list as CSV, sent while it is read: the first rows leave at once."""
-    _, filters = read_filters()
+    _form, filters = read_filters()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
     # stream_with_context keeps the request's context, and so its connection, until the last
     # batch is sent; teardown then returns the connection to the pool.
@@ -294,14 +300,14 @@ def refresh(token):
     if not ButtonForm().validate_on_submit():
         abort(400)
     if not orders.exchanger_knows(order):
-        flash("The exchanger has not confirmed this order: there is nothing to ask.", "error")
+        flash(_("The exchanger has not confirmed this order: there is nothing to ask."), "error")
     else:
         try:
             outcome = poll_order(order)
-            flash(f"Asked the exchanger: {outcome}.", "success")
+            flash(_("Asked the exchanger: %(outcome)s.", outcome=_(outcome)), "success")
         except ExchangerError as exc:
             current_app.logger.warning("console refresh of order %s: %s", order["id"], exc.message)
-            flash("The exchanger did not answer. Try again in a minute.", "error")
+            flash(_("The exchanger did not answer. Try again in a minute."), "error")
     return redirect(url_for("console.order_page", token=token))
 
 
@@ -312,21 +318,21 @@ def cancel(token):
     if not ButtonForm().validate_on_submit():
         abort(400)
     if not orders.is_cancellable(order):
-        flash("Only an unpaid order the exchanger knows can be cancelled.", "error")
+        flash(_("Only an unpaid order the exchanger knows can be cancelled."), "error")
         return redirect(url_for("console.order_page", token=token))
     exchanger = get_exchanger()
     try:
         exchanger.update_status(order["exchanger_uid"], order["exchanger_secret"], "deleted")
     except ExchangerRejected as exc:
         # Most likely paid meanwhile: learn what the exchanger has now.
-        flash(f"The exchanger refused: {exc.message[:200]}", "error")
+        flash(_("The exchanger refused: %(message)s", message=exc.message[:200]), "error")
         return refresh_after_refusal(order, token)
     except ExchangerError:
-        flash("The exchanger did not answer; nothing was cancelled. Try again.", "error")
+        flash(_("The exchanger did not answer; nothing was cancelled. Try again."), "error")
         return redirect(url_for("console.order_page", token=token))
     cancelled = orders.Event("console", "deleted", note="cancelled by the merchant")
     orders.apply_event(get_db(), order["id"], cancelled)
-    flash("The order is cancelled.", "success")
+    flash(_("The order is cancelled."), "success")
     return redirect(url_for("console.order_page", token=token))
 
 
@@ -343,11 +349,11 @@ def resolve(token):
     order = orders.get_order_by_token(token)
     form = ReviewForm()
     if not form.validate_on_submit():
-        flash("Write a note saying how the review was settled.", "error")
+        flash(_("Write a note saying how the review was settled."), "error")
     elif orders.resolve_review(get_db(), order["id"], form.note.data):
-        flash("Review resolved.", "success")
+        flash(_("Review resolved."), "success")
     else:
-        flash("This order is not under review.", "error")
+        flash(_("This order is not under review."), "error")
     return redirect(url_for("console.order_page", token=token))
 
 

@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from babel import Locale
+from babel.dates import format_skeleton
+from babel.numbers import format_decimal
 from flask import flash, render_template, request, url_for
+from flask_babel import get_locale, ngettext
+from flask_babel import gettext as _
 
 from .db import get_db, is_postgresql, money_sum, query, scalar
 from .forms import DashboardForm
+from .i18n import N_, number_format
 from .orders import STATE_OF, STATES, payment_state
 
 PERIODS = (7, 30, 90)
@@ -281,14 +287,31 @@ def nice_ceiling(value):
     return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value)
 
 
+def merchant_locale():
+    """The console's language; English outside a request (the charts are drawn in tests too)."""
+    return get_locale() or Locale.parse("en")
+
+
 def money(value):
-    """An amount with at least two decimals and all it has, with thousands separated."""
-    places = max(2, -value.as_tuple().exponent)
-    return f"{value:,.{places}f}"
+    """An amount with at least two decimals and all it has, in the merchant's number format."""
+    pattern, locale = number_format(max(2, -value.as_tuple().exponent), merchant_locale().language)
+    return pattern.apply(value, locale)
 
 
 def axis_number(value):
-    return f"{value:,.0f}" if value >= 10 else f"{value:g}"
+    pattern = "#,##0" if value >= 10 else "0.########"
+    return format_decimal(value, pattern, locale=merchant_locale())
+
+
+def paid_words(amount, currency, paid):
+    """What a bar says: its revenue and how many orders were paid."""
+    return ngettext(
+        "%(amount)s %(currency)s, %(num)d paid",
+        "%(amount)s %(currency)s, %(num)d paid",
+        paid,
+        amount=amount,
+        currency=currency,
+    )
 
 
 def day_chart(currency, series):
@@ -309,11 +332,12 @@ def day_chart(currency, series):
                 width=round(slot * 0.7, 2),
                 height=round(bar_height, 2),
                 label=day.isoformat(),
-                value=f"{money(revenue)} {currency}, {paid} paid",
+                value=paid_words(money(revenue), currency, paid),
             )
         )
         if (len(series) - 1 - n) % label_every == 0:
-            labels.append(Text(round(x + slot / 2, 2), height - bottom + 18, day.strftime("%b %d")))
+            short_day = format_skeleton("MMMd", day, locale=merchant_locale())
+            labels.append(Text(round(x + slot / 2, 2), height - bottom + 18, short_day))
     grid = [
         (
             left,
@@ -327,17 +351,20 @@ def day_chart(currency, series):
     total = sum((revenue for _, revenue, _ in series), Decimal(0))
     return Chart(
         id=f"revenue-{currency.lower()}",
-        title=f"Paid revenue per day, {currency}",
-        description=(
-            f"Columns for each UTC day from {first.isoformat()} to {last.isoformat()}:"
-            f" {money(total)} {currency} in all."
+        title=_("Paid revenue per day, %(currency)s", currency=currency),
+        description=_(
+            "Columns for each UTC day from %(first)s to %(last)s: %(total)s %(currency)s in all.",
+            first=first.isoformat(),
+            last=last.isoformat(),
+            total=money(total),
+            currency=currency,
         ),
         width=WIDTH,
         height=height,
         bars=bars,
         labels=labels,
         grid=grid,
-        columns=("Day (UTC)", f"Revenue ({currency})", "Paid orders"),
+        columns=(_("Day (UTC)"), _("Revenue (%(currency)s)", currency=currency), _("Paid orders")),
         rows=[(day.isoformat(), money(revenue), paid) for day, revenue, paid in series],
     )
 
@@ -353,24 +380,35 @@ def route_chart(currency, routes):
     for n, route in enumerate(shown):
         y = top + n * row_height
         width = plot_width * float(route.revenue) / top_value
-        value = f"{money(route.revenue)} {currency}, {route.paid} paid"
+        value = paid_words(money(route.revenue), currency, route.paid)
         bars.append(Bar(left, y + 4, round(width, 2), row_height - 8, route.name, value))
         labels.append(Text(left - 8, y + row_height / 2 + 5, route.name, "end"))
         labels.append(Text(round(left + width + 6, 2), y + row_height / 2 + 5, value, "start"))
     left_out = len(routes) - len(shown)
     return Chart(
         id=f"routes-{currency.lower()}",
-        title=f"Paid revenue per route, {currency}",
-        description=(
-            f"A bar for each of the {len(shown)} routes that brought the most"
-            + (f" ({left_out} smaller ones are in the table only)." if left_out else ".")
+        title=_("Paid revenue per route, %(currency)s", currency=currency),
+        description=ngettext(
+            "A bar for the %(num)d route that brought revenue.",
+            "A bar for each of the %(num)d routes that brought the most.",
+            len(shown),
+        )
+        + (
+            " "
+            + ngettext(
+                "%(num)d smaller one is in the table only.",
+                "%(num)d smaller ones are in the table only.",
+                left_out,
+            )
+            if left_out
+            else ""
         ),
         width=WIDTH,
         height=height,
         bars=bars,
         labels=labels,
         grid=[],
-        columns=("Route", f"Revenue ({currency})", "Paid orders"),
+        columns=(_("Route"), _("Revenue (%(currency)s)", currency=currency), _("Paid orders")),
         rows=[(route.name, money(route.revenue), route.paid) for route in routes],
     )
 
@@ -388,18 +426,22 @@ def charts(figures):
 # -- the page -------------------------------------------------------------------------------
 
 
+# Abbreviations, as a count needs no plural after them (translated where shown).
+DURATION_UNITS = ((N_("d"), 86400), (N_("h"), 3600), (N_("min"), 60), (N_("s"), 1))
+
+
 def duration_words(seconds):
     """40 s, 3 min 20 s, 2 h 5 min, 1 d 4 h: the largest unit and the next one (when not 0)."""
     if seconds is None:
         return "—"
-    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
-    first = next((n for n, (_, size) in enumerate(units) if seconds >= size), len(units) - 1)
-    parts = [f"{seconds // units[first][1]} {units[first][0]}"]
+    units = DURATION_UNITS
+    first = next((n for n, (_u, size) in enumerate(units) if seconds >= size), len(units) - 1)
+    parts = [f"{seconds // units[first][1]} {_(units[first][0])}"]
     if first + 1 < len(units):
         name, size = units[first + 1]
         rest = seconds % units[first][1] // size
         if rest:
-            parts.append(f"{rest} {name}")
+            parts.append(f"{rest} {_(name)}")
     return " ".join(parts)
 
 
@@ -408,7 +450,11 @@ def read_period():
     form = DashboardForm(request.args)
     if "days" in request.args and not form.validate():
         flash(
-            f"Choose a period of {', '.join(map(str, PERIODS))} days; showing {DEFAULT_PERIOD}.",
+            _(
+                "Choose a period of %(periods)s days; showing %(default)s.",
+                periods=", ".join(map(str, PERIODS)),
+                default=DEFAULT_PERIOD,
+            ),
             "error",
         )
         return form, DEFAULT_PERIOD

@@ -3,7 +3,9 @@
 import re
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_ngettext
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
@@ -134,16 +136,16 @@ def requisite_form_class(route):
 
 
 class LoginForm(FlaskForm):
-    password = PasswordField("Password", validators=[InputRequired(), Length(max=200)])
+    password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=200)])
     # Only past the guessing limit: printed by `flask console unlock` on the server.
-    unlock_code = StringField("One-time unlock code", validators=[Length(max=100)])
+    unlock_code = StringField(_l("One-time unlock code"), validators=[Length(max=100)])
 
 
 class ReviewForm(FlaskForm):
     note = TextAreaField(
-        "Note",
+        _l("Note"),
         filters=[strip],
-        validators=[DataRequired("Say how it was settled."), Length(max=500)],
+        validators=[DataRequired(_l("Say how it was settled.")), Length(max=500)],
     )
 
 
@@ -155,22 +157,26 @@ class QueryForm(FlaskForm):
 
 
 class OrderFilterForm(QueryForm):
+    # The values stay the codes (they are in the URL); the words are translated (STATES: N_).
     state = SelectField(
-        "State",
-        choices=[SelectChoice("", "Any state")] + [SelectChoice(s) for s in STATES],
+        _l("State"),
+        choices=[SelectChoice("", _l("Any state"))] + [SelectChoice(s, _l(s)) for s in STATES],
         validators=[Optional()],
     )
-    date_from = DateField("From", validators=[Optional()])
-    date_to = DateField("To", validators=[Optional()])
+    date_from = DateField(_l("From"), validators=[Optional()])
+    date_to = DateField(_l("To"), validators=[Optional()])
     q = StringField(
-        "Token, exchanger uid or e-mail", filters=[strip], validators=[Optional(), Length(max=200)]
+        _l("Token, exchanger uid or e-mail"),
+        filters=[strip],
+        validators=[Optional(), Length(max=200)],
     )
 
 
 class IpnFilterForm(QueryForm):
     outcome = SelectField(
-        "Outcome",
-        choices=[SelectChoice("", "Any outcome")] + [SelectChoice(o) for o in IPN_OUTCOMES],
+        _l("Outcome"),
+        choices=[SelectChoice("", _l("Any outcome"))]
+        + [SelectChoice(o, _l(o)) for o in IPN_OUTCOMES],
         validators=[Optional()],
     )
 
@@ -178,8 +184,11 @@ class IpnFilterForm(QueryForm):
 class DashboardForm(QueryForm):
     # The choices are dashboard.PERIODS (not imported: the dashboard imports this module).
     days = SelectField(
-        "Period",
-        choices=[SelectChoice(days, f"Last {days} days") for days in (7, 30, 90)],
+        _l("Period"),
+        choices=[
+            SelectChoice(days, lazy_ngettext("Last %(num)d day", "Last %(num)d days", days))
+            for days in (7, 30, 90)
+        ],
         coerce=int,
     )
 
@@ -194,7 +203,10 @@ class PaymentCheck:
         try:
             field.data = self.check(field.data)
         except payments.Invalid as exc:
-            raise ValidationError(f"{field.label.text} {exc.message}.") from None
+            problem = _(exc.template, **exc.values)
+            raise ValidationError(
+                _("%(field)s %(problem)s.", field=field.label.text, problem=problem)
+            ) from None
 
 
 def in_the_future(form, field):
@@ -202,15 +214,15 @@ def in_the_future(form, field):
         field.data is not None
         and payments.stamp(payments.expiry_from_form(field.data)) <= payments.now()
     ):
-        raise ValidationError("The expiry must be in the future (UTC).")
+        raise ValidationError(_("The expiry must be in the future (UTC)."))
 
 
 class PaymentLinkForm(FlaskForm):
     amount = StringField(
-        "Amount", filters=[strip], validators=[PaymentCheck(payments.parse_amount)]
+        _l("Amount"), filters=[strip], validators=[PaymentCheck(payments.parse_amount)]
     )
     description = StringField(
-        "Description",
+        _l("Description"),
         validators=[
             PaymentCheck(
                 lambda v: payments.check_text(
@@ -220,7 +232,7 @@ class PaymentLinkForm(FlaskForm):
         ],
     )
     reference = StringField(
-        "Your reference (optional)",
+        _l("Your reference (optional)"),
         validators=[
             PaymentCheck(
                 lambda v: payments.check_text(
@@ -230,15 +242,15 @@ class PaymentLinkForm(FlaskForm):
         ],
     )
     buyer_email = StringField(
-        "Buyer's e-mail (optional)", validators=[PaymentCheck(payments.check_email)]
+        _l("Buyer's e-mail (optional)"), validators=[PaymentCheck(payments.check_email)]
     )
     expires_at = DateTimeLocalField(
-        "Expires (UTC, optional)", validators=[Optional(), in_the_future]
+        _l("Expires (UTC, optional)"), validators=[Optional(), in_the_future]
     )
-    reusable = BooleanField("Reusable: any number of buyers may pay it")
+    reusable = BooleanField(_l("Reusable: any number of buyers may pay it"))
 
 
 class ApiKeyForm(FlaskForm):
     name = StringField(
-        "Name", filters=[strip], validators=[DataRequired("Name the key."), Length(max=100)]
+        _l("Name"), filters=[strip], validators=[DataRequired(_l("Name the key.")), Length(max=100)]
     )

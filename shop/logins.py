@@ -162,8 +162,11 @@ def start_session():
                 "expires": _later(hours),
             },
         )
-    # Nothing from before the login carries over.
+    # Nothing from before the login carries over but the language chosen on the login page.
+    lang = session.get("lang")
     session.clear()
+    if lang is not None:
+        session["lang"] = lang
     session["console"] = session_id
 
 
@@ -190,4 +193,8 @@ def end_session():
                 "DELETE FROM console_sessions WHERE id_hash = :hash",
                 {"hash": digest(session_id)},
             )
+    # The merchant logged out, not the language: the login page stays in the one chosen.
+    lang = session.get("lang")
     session.clear()
+    if lang is not None:
+        session["lang"] = lang

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from flask import abort, current_app
+from flask_babel import gettext
 
 from . import mail, webhooks
 from .db import execute, get_db, is_postgresql, now, query, query_one, scalar, transaction
@@ -43,9 +44,26 @@ STATE_OF = {
 }
 
 
-STATES = ("pending", "processing", "paid", "failed", "refunded", "cancelled", "review")
+# N_: the console shows each as a word, translated there (the code itself in English).
+STATES = (
+    N_("pending"),
+    N_("processing"),
+    N_("paid"),
+    N_("failed"),
+    N_("refunded"),
+    N_("cancelled"),
+    N_("review"),
+)
 # What apply_event answers, plus the IPN endpoint's own 'received' (logged) and 'rejected'.
-IPN_OUTCOMES = ("applied", "review", "unchanged", "duplicate", "stale", "rejected", "received")
+IPN_OUTCOMES = (
+    N_("applied"),
+    N_("review"),
+    N_("unchanged"),
+    N_("duplicate"),
+    N_("stale"),
+    N_("rejected"),
+    N_("received"),
+)
 
 
 # The states in words, for buyers (translated where shown).
@@ -609,6 +627,19 @@ BIGGEST_UID = 2**63 - 1  # exchanger_uid is a BIGINT
 AFTER_PREFIX = "\U0010ffff"
 
 
+# What the console's list says of a search (translated there), per kind of search.
+SEARCH_SHOWS = {
+    "token": N_("the order with token %(text)s"),
+    "number": N_("the order with exchanger order number %(text)s"),
+    "email": N_("orders whose buyer e-mail starts with %(text)s"),
+}
+SEARCH_FOUND_NONE = {
+    "token": N_("No order has the token %(text)s"),
+    "number": N_("No order has the exchanger order number %(text)s"),
+    "email": N_("No buyer e-mail starts with %(text)s"),
+}
+
+
 @dataclass(frozen=True)
 class Search:
     """A console search: kind is 'token', 'number' or 'email' (the start of one)."""
@@ -626,18 +657,10 @@ class Search:
 
     def describe(self):
         """What the page says it shows."""
-        return {
-            "token": f"the order with token {self.text}",
-            "number": f"the order with exchanger order number {self.text}",
-            "email": f"orders whose buyer e-mail starts with {self.text}",
-        }[self.kind]
+        return gettext(SEARCH_SHOWS[self.kind], text=self.text)
 
     def none_found(self):
-        return {
-            "token": f"No order has the token {self.text}",
-            "number": f"No order has the exchanger order number {self.text}",
-            "email": f"No buyer e-mail starts with {self.text}",
-        }[self.kind]
+        return gettext(SEARCH_FOUND_NONE[self.kind], text=self.text)
 
     def clause(self, db):
         """(SQL condition, parameters): each kind through its own index."""

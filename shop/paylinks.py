@@ -116,7 +116,7 @@ def links_page():
             single_use=not form.reusable.data,
             expires_at=payments.expiry_from_form(form.expires_at.data),
         )
-        flash("Payment link created.", "success")
+        flash(_("Payment link created."), "success")
         return redirect(url_for("links.links_page", _anchor=f"payment-{payment['id']}"))
     # The console's page positions: anything else (negative, huge, text) is the newest page.
     position = request.args.get("before", "")
@@ -147,9 +147,9 @@ def disable(payment_id):
     if payment_id > MAX_ID or payments.get_payment(get_db(), payment_id) is None:
         abort(404)
     if payments.disable(get_db(), payment_id):
-        flash("The payment link is switched off.", "success")
+        flash(_("The payment link is switched off."), "success")
     else:
-        flash("That payment link was already switched off.", "error")
+        flash(_("That payment link was already switched off."), "error")
     return redirect(url_for("links.links_page", _anchor=f"payment-{payment_id}"))
 
 

@@ -19,6 +19,7 @@ from flask import current_app
 
 from . import orders
 from .db import execute, get_db, now, query, query_one, scalar, transaction
+from .i18n import N_
 
 # The settlement currencies are tokens with at most 8 decimals; a link for a billion is a typo.
 MAX_DECIMALS = 8
@@ -38,7 +39,7 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 # with none of them, the payment is disabled, expired or open (no attempt, or only failed or
 # cancelled ones: the buyer may try again).
 ORDER_STATE_PRIORITY = ("paid", "processing", "review", "pending", "refunded")
-PAYMENT_STATES = (*ORDER_STATE_PRIORITY, "disabled", "expired", "open")
+PAYMENT_STATES = (*ORDER_STATE_PRIORITY, N_("disabled"), N_("expired"), N_("open"))
 # A single-use payment is used up once money has moved on one of its orders (or may have: a
 # review). An unpaid attempt (pending, failed, cancelled) does not use it up: a buyer who
 # abandons the exchanger's page may come back to the link and pay.
@@ -46,21 +47,27 @@ USED_UP = frozenset({"paid", "processing", "review", "refunded"})
 
 
 class Invalid(ValueError):
-    """A value a payment cannot have; field names it, message says why (in English)."""
+    """A value a payment cannot have; field names it, message says why (in English).
 
-    def __init__(self, field, message):
+    The API answers with message; the console translates template with values (N_ marks each).
+    """
+
+    def __init__(self, field, template, **values):
+        message = template % values if values else template
         super().__init__(message)
         self.field = field
         self.message = message
+        self.template = template
+        self.values = values
 
 
 def parse_amount(text):
     """The amount as a Decimal: a plain positive decimal with at most 8 decimals."""
     if not isinstance(text, str) or not AMOUNT.match(text.strip()):
-        raise Invalid("amount", 'must be a decimal string like "12.50", at most 8 decimals')
+        raise Invalid("amount", N_('must be a decimal string like "12.50", at most 8 decimals'))
     amount = Decimal(text.strip())
     if not Decimal(0) < amount < MAX_AMOUNT:
-        raise Invalid("amount", "must be more than 0 and less than 1000000000")
+        raise Invalid("amount", N_("must be more than 0 and less than 1000000000"))
     return amount
 
 
@@ -68,28 +75,28 @@ def check_text(field, value, limit, required):
     """A one-line text of at most limit characters (None when optional and absent)."""
     if value is None or (isinstance(value, str) and not value.strip() and not required):
         if required:
-            raise Invalid(field, "is required")
+            raise Invalid(field, N_("is required"))
         return None
     if not isinstance(value, str):
-        raise Invalid(field, "must be a string")
+        raise Invalid(field, N_("must be a string"))
     value = value.strip()
     if required and not value:
-        raise Invalid(field, "is required")
+        raise Invalid(field, N_("is required"))
     if len(value) > limit:
-        raise Invalid(field, f"must be at most {limit} characters")
+        raise Invalid(field, N_("must be at most %(limit)s characters"), limit=limit)
     if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         # Control characters, and the halves of a surrogate pair that JSON's \ud800 can
         # carry alone: no database stores those as text.
-        raise Invalid(field, "must be one line of printable text")
+        raise Invalid(field, N_("must be one line of printable text"))
     if any(c in NOT_ONE_LINE for c in value):
-        raise Invalid(field, "must be one line of printable text")
+        raise Invalid(field, N_("must be one line of printable text"))
     return value
 
 
 def check_email(value):
     value = check_text("buyer_email", value, MAX_EMAIL, required=False)
     if value is not None and not EMAIL.match(value):
-        raise Invalid("buyer_email", "must be an e-mail address")
+        raise Invalid("buyer_email", N_("must be an e-mail address"))
     return value
 
 
@@ -106,11 +113,11 @@ def check_return_url(value):
         parts = urlsplit(value)
         port_ok = parts.port is None or parts.port > 0
     except ValueError:
-        raise Invalid("return_url", "must be an http or https URL") from None
+        raise Invalid("return_url", N_("must be an http or https URL")) from None
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise Invalid("return_url", "must be an http or https URL")
+        raise Invalid("return_url", N_("must be an http or https URL"))
     if parts.username is not None or parts.password is not None or "\\" in value:
-        raise Invalid("return_url", "must not carry credentials or backslashes")
+        raise Invalid("return_url", N_("must not carry credentials or backslashes"))
     return value
 
 

@@ -32,6 +32,8 @@ from flask import (
     url_for,
 )
 from flask.cli import AppGroup
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, ValidationError
@@ -363,30 +365,30 @@ def check_url(form, field):
     """An absolute http(s) URL with a host, and nothing that would end up in logs or be lost."""
     parts = urlsplit(field.data or "")
     if parts.scheme not in ("http", "https"):
-        raise ValidationError("The URL must start with http:// or https://.")
+        raise ValidationError(_("The URL must start with http:// or https://."))
     try:
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise ValidationError("The URL's port is not a number from 1 to 65535.") from None
+        raise ValidationError(_("The URL's port is not a number from 1 to 65535.")) from None
     if not host or port == 0:
-        raise ValidationError("The URL needs a host name, like https://example.com/hooks.")
+        raise ValidationError(_("The URL needs a host name, like https://example.com/hooks."))
     if parts.username or parts.password:
         raise ValidationError(
-            "Put no user name or password in the URL: the signature tells the receiver it is us."
+            _("Put no user name or password in the URL: the signature tells the receiver it is us.")
         )
     if parts.fragment:
-        raise ValidationError("The URL must not have a #fragment: it is never sent.")
+        raise ValidationError(_("The URL must not have a #fragment: it is never sent."))
     if any(c.isspace() or ord(c) < 32 for c in field.data):
-        raise ValidationError("The URL must not contain spaces or control characters.")
+        raise ValidationError(_("The URL must not contain spaces or control characters."))
 
 
 class EndpointForm(FlaskForm):
     url = StringField(
-        "URL",
+        _l("URL"),
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         validators=[
-            DataRequired("Enter the URL your system receives events at."),
-            Length(max=2000, message="The URL is too long (2000 characters at most)."),
+            DataRequired(_l("Enter the URL your system receives events at.")),
+            Length(max=2000, message=_l("The URL is too long (2000 characters at most).")),
             check_url,
         ],
     )
@@ -516,9 +518,9 @@ def toggle(endpoint_id):
             {"enabled": not endpoint["enabled"], "id": endpoint["id"]},
         )
     if endpoint["enabled"]:
-        flash("Disabled: no new events are queued for it, and waiting ones wait.", "success")
+        flash(_("Disabled: no new events are queued for it, and waiting ones wait."), "success")
     else:
-        flash("Enabled: events queued from now on, and waiting ones, go out.", "success")
+        flash(_("Enabled: events queued from now on, and waiting ones, go out."), "success")
         g.webhooks_queued = True
     return redirect(url_for("webhooks.endpoint_page", endpoint_id=endpoint["id"]))
 
@@ -555,7 +557,7 @@ def delete(endpoint_id):
         )
         execute(db, "DELETE FROM webhook_outbox WHERE endpoint_id = :id", params)
         execute(db, "DELETE FROM webhook_endpoints WHERE id = :id", params)
-    flash("The endpoint and its events are deleted.", "success")
+    flash(_("The endpoint and its events are deleted."), "success")
     return redirect(url_for("webhooks.index"))
 
 
@@ -592,11 +594,11 @@ def redeliver(outbox_id):
             {"pending": PENDING, "now": now(), "id": event["id"], "sending": SENDING},
         ).rowcount
     if not queued:
-        flash("It is being delivered right now: see the log in a moment.", "error")
+        flash(_("It is being delivered right now: see the log in a moment."), "error")
     elif not event["enabled"]:
-        flash("Queued, but its endpoint is disabled: it goes out once enabled.", "error")
+        flash(_("Queued, but its endpoint is disabled: it goes out once enabled."), "error")
     else:
-        flash("Queued: it goes out in a moment.", "success")
+        flash(_("Queued: it goes out in a moment."), "success")
         g.webhooks_queued = True
     return redirect(url_for("webhooks.event_page", outbox_id=event["id"]))
 

@@ -124,3 +124,56 @@ def test_a_merchant_finds_refreshes_and_cancels_orders(
     page.get_by_role("button", name="Log out").click()
     page.goto(f"{console_shop.url}/console/")
     expect(page.get_by_role("heading", name="Merchant console")).to_be_visible()
+
+
+def test_a_merchant_works_in_russian_on_a_phone(page, screenshot, sandbox_server, console_shop):
+    """The switcher on the login page turns the whole console Russian; every page fits 375 px."""
+    buy_over_http(requests.Session(), console_shop.url, follow=False)
+    (order,) = console_shop.query("SELECT token FROM orders")
+    page.set_viewport_size({"width": 375, "height": 740})
+
+    page.goto(f"{console_shop.url}/console/")
+    page.get_by_role("button", name="Русский").click()
+    expect(page.get_by_role("heading", name="Консоль продавца")).to_be_visible()
+    assert page.url.startswith(f"{console_shop.url}/console/login")  # back where it was
+    page.get_by_label("Пароль").fill("not it")
+    page.get_by_role("button", name="Войти").click()
+    expect(page.get_by_text("Неверный пароль.")).to_be_visible()
+    page.get_by_label("Пароль").fill(PASSWORD)
+    page.get_by_role("button", name="Войти").click()
+    expect(page.get_by_role("heading", name="Заказы")).to_be_visible()
+    expect(page.locator(f"tr[data-token='{order['token']}'] td.state-pending")).to_have_text(
+        "ожидает оплаты"
+    )
+
+    pages = [
+        ("Заказы", "Заказы", "orders-ru"),
+        ("Сводка", "Сводка", "dashboard-ru"),
+        ("Платёжные ссылки", "Платёжные ссылки", "links-ru"),
+        ("Ключи API", "Ключи API", "api-keys-ru"),
+        ("Журнал IPN", "Журнал IPN", "ipn-ru"),
+        ("Вебхуки", "Вебхуки", "webhooks-ru"),
+        ("Входы", "Входы в консоль", "logins-ru"),
+    ]
+    for link, heading, step in pages:
+        page.get_by_role("link", name=link, exact=True).click()
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        check_console_page(page, screenshot, step)
+    page.goto(f"{console_shop.url}/console/orders/{order['token']}")
+    expect(page.get_by_role("heading", name="История статусов")).to_be_visible()
+    check_console_page(page, screenshot, "order-ru")
+
+    # Back to English from a console page: the same page, in English.
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Status history")).to_be_visible()
+    assert page.url == f"{console_shop.url}/console/orders/{order['token']}"
+
+
+def check_console_page(page, screenshot, step):
+    page.wait_for_load_state("load")
+    assert page.locator("html").get_attribute("lang") == "ru"
+    overflowing = page.evaluate(OVERFLOWING)
+    assert overflowing == [], (page.url, overflowing)
+    page.evaluate(AXE_SOURCE + "\n;true")  # evaluated: the shop's CSP refuses inline scripts
+    assert page.evaluate(SERIOUS) == [], page.url
+    screenshot(step)
