@@ -102,6 +102,8 @@ def test_every_message_in_the_code_has_a_russian_translation(tmp_path):
             "_l",
             "-k",
             "N_",
+            "-k",
+            "lazy_ngettext:1,2",
             "-o",
             str(template),
             ".",
