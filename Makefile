@@ -72,9 +72,8 @@ fuzz: $(VENV)/.dev translations
 wrk:
 	$(call debian_package,wrk,bench)
 
-# Every benchmark, about 3 minutes, then bench.growth (1,000 vs 1,000,000 orders on both
-# engines: half an hour or more, most of it reconcile and the CSV before issue 13's fixes);
-# the figures go into bench/README.md by hand.
+# Every benchmark: a few minutes each, bench.growth about 25 (1,000 vs 1,000,000 orders on both
+# engines, most of it building the large shops); the figures go into bench/README.md by hand.
 bench: $(VENV)/.dev translations wrk postgresql
 	$(BIN)/python -m bench.ipn
 	$(BIN)/python -m bench.flood
@@ -84,6 +83,7 @@ bench: $(VENV)/.dev translations wrk postgresql
 	$(BIN)/python -m bench.chaos --orders 1000
 	$(BIN)/python -m bench.growth
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.webhooks
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
