@@ -1,4 +1,5 @@
-"""In Chromium: a merchant makes a payment link, a buyer pays it, the merchant sees it paid."""
+"""In Chromium: a merchant reads the dashboard, adds a webhook endpoint, makes a payment link; a
+buyer pays it; the merchant sees it paid on the dashboard and its webhook delivered."""
 
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from werkzeug.security import generate_password_hash
 
 from tests.conftest import ShopServer
 from tests.helpers import BTC_ADDRESS, SETTLEMENT
+from tests.shop.test_webhooks import EventReceiver
 
 pytestmark = pytest.mark.browser
 PASSWORD = "merchant console password"
@@ -20,6 +22,14 @@ def link_shop(tmp_path, sandbox_server):
         sandbox_server.url,
         CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD),
     )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver():
+    """The merchant's own system: the guide's receiver example on 127.0.0.1."""
+    server = EventReceiver()
     yield server
     server.stop()
 
@@ -41,11 +51,22 @@ def buyer_page(browser, pytestconfig, request):
 
 
 def test_a_merchant_makes_a_payment_link_and_sees_it_paid(
-    page, buyer_page, screenshot, sandbox_server, link_shop
+    page, buyer_page, screenshot, sandbox_server, link_shop, receiver
 ):
     page.goto(f"{link_shop.url}/console/")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    screenshot("dashboard-empty")
+
+    # The merchant's system is to hear of the payment: an endpoint, its secret shown once.
+    page.get_by_role("link", name="Webhooks").click()
+    page.get_by_label("URL").fill(receiver.endpoint)
+    page.get_by_role("button", name="Add endpoint").click()
+    receiver.use_secret(page.locator("#secret").inner_text())
+    screenshot("webhook-endpoint")
+
     page.get_by_role("link", name="Payment links").click()
     expect(page.get_by_role("heading", name="Payment links")).to_be_visible()
     expect(page.get_by_text("No payment links yet.")).to_be_visible()
@@ -97,6 +118,22 @@ def test_a_merchant_makes_a_payment_link_and_sees_it_paid(
     expect(row).to_have_attribute("data-reference", "DESIGN-17")
     expect(row.locator("[data-order-state]")).to_have_attribute("data-order-state", "paid")
     screenshot("link-paid")
+
+    # The merchant's system heard of it, signed (the receiver checks), with the reference.
+    with receiver.changed:
+        assert receiver.changed.wait_for(
+            lambda: any(e["type"] == "payment.paid" for e in receiver.events), timeout=20
+        )
+        paid = [e for e in receiver.events if e["type"] == "payment.paid"]
+    assert [e["data"]["reference"] for e in paid] == ["DESIGN-17"]
+    page.get_by_role("link", name="Webhooks").click()
+    delivered = page.locator("#events tr[data-event]", has_text="payment.paid")
+    expect(delivered).to_have_attribute("data-state", "delivered")
+    screenshot("webhook-delivered")
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.locator("#paid")).to_have_text("1")
+    screenshot("dashboard-paid")
+    page.get_by_role("link", name="Payment links").click()
 
     # Single use: the buyer (or anyone with the link) is told it is paid.
     buyer.goto(link)
