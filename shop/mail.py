@@ -159,16 +159,19 @@ def mark(db, row, state, error=None):
     stamp = datetime.now(UTC)
     later = (stamp + timedelta(seconds=backoff(row["attempts"]))).isoformat(timespec="seconds")
     with transaction(db):
+        # Only while the claim is still this sender's (the same attempt): a sender whose lease
+        # ran out changes nothing that another sender has taken on since.
         execute(
             db,
             "UPDATE mail_outbox SET state = :state, last_error = :error, sent_at = :sent_at,"
-            " next_attempt_at = :later WHERE id = :id",
+            " next_attempt_at = :later WHERE id = :id AND attempts = :attempts",
             {
                 "state": state,
                 "error": error,
                 "sent_at": stamp.isoformat(timespec="seconds") if state == SENT else None,
                 "later": later,
                 "id": row["id"],
+                "attempts": row["attempts"],
             },
         )
 
@@ -179,28 +182,37 @@ def to_sandbox_mailbox():
 
 
 def send_due():
-    """Send every due mail; returns (sent, failed). Failures back off, then are given up."""
+    """Send due mails, up to BATCH; returns (sent, failed). Failures back off, then are given up.
+
+    Mails are claimed one at a time, each just before it is sent: a lease then only has to
+    outlast one message, so a slow SMTP server can never let another sender claim a mail
+    this one is still sending (the buyer would get it twice).
+    """
     if not (current_app.config["MAIL_URL"] or to_sandbox_mailbox()):
         return 0, 0
     db = get_db()
-    rows = claim_due(db)
-    if not rows:
-        return 0, 0
-    if to_sandbox_mailbox():
-        for row in rows:
-            mark(db, row, SENT)
-        return len(rows), 0
     sent = failed = 0
+    server = None
     try:
-        server = smtp_connection()
-    except (OSError, smtplib.SMTPException, ValueError) as exc:
-        # The class only: an SMTP error may quote the URL, and the URL may hold a password.
-        for row in rows:
-            retry_or_give_up(db, row, type(exc).__name__)
-        current_app.logger.warning("mail: cannot reach the SMTP server (%s)", type(exc).__name__)
-        return 0, len(rows)
-    try:
-        for row in rows:
+        for _ in range(BATCH):
+            claimed = claim_due(db, limit=1)
+            if not claimed:
+                break
+            row = claimed[0]
+            if to_sandbox_mailbox():
+                mark(db, row, SENT)
+                sent += 1
+                continue
+            if server is None:
+                try:
+                    server = smtp_connection()
+                except (OSError, smtplib.SMTPException, ValueError) as exc:
+                    # The class only: an SMTP error may quote the URL, which may hold a password.
+                    retry_or_give_up(db, row, type(exc).__name__)
+                    current_app.logger.warning(
+                        "mail: cannot reach the SMTP server (%s)", type(exc).__name__
+                    )
+                    return sent, failed + 1
             try:
                 server.send_message(compose(row))
             except smtplib.SMTPException as exc:
@@ -210,8 +222,9 @@ def send_due():
                 mark(db, row, SENT)
                 sent += 1
     finally:
-        with contextlib.suppress(OSError, smtplib.SMTPException):
-            server.quit()
+        if server is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                server.quit()
     return sent, failed
 
 

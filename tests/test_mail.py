@@ -1,6 +1,7 @@
 """Buyer mail against a real SMTP server on 127.0.0.1 (aiosmtpd): queued with the status change,
 sent after the response or by `flask mail send`, once each, in the buyer's language."""
 
+import asyncio
 import email
 import email.policy
 import re
@@ -266,3 +267,50 @@ def test_a_hung_smtp_server_never_holds_up_the_page(store, sandbox_server):
     finally:
         hung.close()
         shop.stop()
+
+
+class HoldingMailbox(Mailbox):
+    """Holds the first message's DATA until released, without blocking the server's loop, so
+    another sender can talk to the same server meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        self.first_arrived, self.release = threading.Event(), threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.first_arrived.is_set():
+            self.first_arrived.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 20)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_sender_stuck_on_one_mail_holds_only_that_mail(sandbox_server, mail_shop, smtp):
+    # Two mails due: made while the server was down, their back-off fast-forwarded.
+    smtp.stop()
+    pay(requests.Session(), mail_shop, sandbox_server)
+    outbox_when(mail_shop, lambda rows: len(rows) == 2 and all(r["last_error"] for r in rows))
+    with mail_shop.flask_app.app_context():
+        from shop.db import execute, get_db, transaction
+
+        db = get_db()
+        with transaction(db):
+            execute(db, "UPDATE mail_outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
+    smtp.mailbox = HoldingMailbox()
+    smtp.start()
+
+    # Cron's sender gets stuck on its first mail. A second sender (a page's after-response
+    # send, another host) sends the other mail meanwhile: the first never claimed it ahead.
+    # Claimed in a batch, it would wait behind the stuck one, and past the batch's lease be
+    # claimed and sent a second time.
+    results = []
+    stuck = threading.Thread(target=lambda: results.append(send_command(mail_shop).output))
+    stuck.start()
+    assert smtp.mailbox.first_arrived.wait(20)
+    assert send_command(mail_shop).output.strip() == "sent 1, failed 0"
+    smtp.mailbox.release.set()
+    stuck.join(20)
+
+    assert [r.strip() for r in results] == ["sent 1, failed 0"]
+    assert sorted(m["Subject"] for m in smtp.mailbox.messages) == sorted(SUBJECTS.values())
+    rows = mail_shop.query("SELECT state FROM mail_outbox")
+    assert [r["state"] for r in rows] == ["sent", "sent"]
