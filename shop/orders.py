@@ -759,7 +759,8 @@ def find_orders(filters, limit, before=None, after=None):
     return rows[::-1] if after is not None else rows
 
 
-# Every status an order can have: the date range's counts count each one's range of an index.
+# Every status an order can have (the IPN, reconcile and the merchant command refuse any other):
+# the date range's counts count each one's range of an index.
 ALL_STATUSES = (DRAFT, CREATE_FAILED, *EXCHANGER_STATUSES)
 
 

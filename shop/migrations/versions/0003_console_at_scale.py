@@ -135,9 +135,9 @@ def upgrade():
     # position carries. On PostgreSQL its condition holds for every order (created_at is NOT
     # NULL), so it holds them all, but the planner takes it only for a query that bounds
     # created_at (which implies the condition): a scan in created_at order without a range,
-    # the dashboard's oldest open orders, keeps to its own partial index even on a small table
-    # without statistics. SQLite would not take it partial for a range (it sorts each
-    # timestamp's orders of orders_by_created_status instead), and keeps to that partial index.
+    # the dashboard's oldest open orders, keeps to 0005's partial index of open orders even on
+    # a small table without statistics. SQLite needs no such help there, and would not take a
+    # partial index for the range (it sorted each timestamp's orders of 0005's index instead).
     has_date = sa.text("created_at IS NOT NULL")
     op.create_index(
         "orders_by_created_at", "orders", ["created_at", "id"], postgresql_where=has_date
