@@ -129,7 +129,33 @@ def upgrade():
     op.create_index(
         "orders_in_review", "orders", ["id"], sqlite_where=in_review, postgresql_where=in_review
     )
-    op.create_index("orders_by_created_at", "orders", ["created_at"])
+    # A date range is listed newest first by (created_at, id), this index's order: a page of a
+    # month is the first entries of the month's range, not the month sorted by id to keep 50.
+    # The id makes the order total (orders made in the same microsecond) and is what a page's
+    # position carries. On PostgreSQL its condition holds for every order (created_at is NOT
+    # NULL), so it holds them all, but the planner takes it only for a query that bounds
+    # created_at (which implies the condition): a scan in created_at order without a range,
+    # the dashboard's oldest open orders, keeps to 0005's partial index of open orders even on
+    # a small table without statistics. SQLite needs no such help there, and would not take a
+    # partial index for the range (it sorted each timestamp's orders of 0005's index instead).
+    has_date = sa.text("created_at IS NOT NULL")
+    op.create_index(
+        "orders_by_created_at", "orders", ["created_at", "id"], postgresql_where=has_date
+    )
+    # A state within a date range: each status's newest in the range, in the same order; and
+    # each status's count in the range, from the index alone. SQLite does not see that the
+    # index's condition answers the query's `review_reason IS NULL`, and would read every
+    # counted order's row to check it: there the column (NULL in every entry) is in the index.
+    by_state_created = ["status", "created_at", "id"]
+    if not postgresql:
+        by_state_created.append("review_reason")
+    op.create_index(
+        "orders_by_state_created",
+        "orders",
+        by_state_created,
+        sqlite_where=not_in_review,
+        postgresql_where=not_in_review,
+    )
     # Searches: an exchanger order number, and an e-mail by its lower-cased start (a range in
     # code point order, which PostgreSQL's "C" collation gives and SQLite's BINARY is).
     op.create_index("orders_by_exchanger_uid", "orders", ["exchanger_uid"])
