@@ -33,8 +33,9 @@ from .i18n import N_
 from .reconcile import poll_order
 
 bp = Blueprint("console", __name__, url_prefix="/console")
-# Where a login lands when it was not sent from another console page.
-HOME = "console.orders_page"
+# Where a login lands when it was not sent from another console page: the picture of the
+# business first (issue 15), one click from the orders.
+HOME = "console.dashboard_page"
 
 PAGE_SIZE = 50
 # What a refresh may answer besides apply_event's outcomes (orders.IPN_OUTCOMES): marked for

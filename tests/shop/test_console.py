@@ -102,7 +102,7 @@ def test_login_good_bad_and_logout(console_app):
     wrong = log_in(client, "guess")
     assert wrong.status_code == 200 and "Wrong password." in wrong.get_data(as_text=True)
     assert client.get("/console/").status_code == 302
-    assert log_in(client).location == "/console/"
+    assert log_in(client).location == "/console/dashboard"  # the console home
     assert client.get("/console/").status_code == 200
     assert client.get("/console/logout").status_code == 405
     post_button(client, "/console/logout")
@@ -130,7 +130,7 @@ def test_login_needs_its_csrf_token(console_app):
 )
 def test_after_login_next_never_leaves_the_console(console_app, target):
     answer = log_in(console_app.test_client(), next_path=target)
-    assert answer.location == "/console/"
+    assert answer.location == "/console/dashboard"
 
 
 def test_login_keeps_its_next_page(console_app):

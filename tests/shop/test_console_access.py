@@ -54,7 +54,7 @@ def test_a_stranger_cannot_lock_the_merchant_out(console_app):
     typo = attempt(merchant, "wrong", environ=STRANGER, code=code)
     assert "Wrong password." in typo.get_data(as_text=True)
     answer = attempt(merchant, PASSWORD, environ=STRANGER, code=code)
-    assert answer.status_code == 302 and answer.location == "/console/"
+    assert answer.status_code == 302 and answer.location == "/console/dashboard"
     assert merchant.get("/console/").status_code == 200
     # One time only: the stranger who saw it over the merchant's shoulder is still slowed.
     assert attempt(stranger, PASSWORD, environ=STRANGER, code=code).status_code == 429
