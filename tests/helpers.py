@@ -1,6 +1,7 @@
 """Shared test data: the sandbox's demo route ids, valid requisites, and page scraping."""
 
 import re
+import threading
 
 BTC_ROUTE = "65f0c0ffee0000000000aa01"
 CARD_ROUTE = "65f0c0ffee0000000000aa06"
@@ -137,6 +138,22 @@ def normal(row):
     from decimal import Decimal
 
     return {k: str(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def rows_when(shop, sql, predicate, timeout=20):
+    """A live shop's rows of sql once predicate(rows) holds, re-reading the table: for what a
+    background sender does after the response has gone out."""
+    stop = threading.Event()
+    timer = threading.Timer(timeout, stop.set)
+    timer.start()
+    try:
+        while True:
+            rows = shop.query(sql)
+            if predicate(rows):
+                return rows
+            assert not stop.wait(0.05), f"never got there: {rows}"
+    finally:
+        timer.cancel()
 
 
 def create_shop(config):

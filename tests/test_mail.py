@@ -16,7 +16,7 @@ from werkzeug.security import generate_password_hash
 
 from shop.i18n import TRANSLATIONS
 from tests.conftest import BOTH_ENGINES, ShopServer
-from tests.helpers import buy_over_http, hidden_inputs, place_order, query
+from tests.helpers import buy_over_http, hidden_inputs, place_order, query, rows_when
 
 PASSWORD = "merchant console password"
 SUBJECTS = {
@@ -105,21 +105,14 @@ def pay(buyer, shop, sandbox_server, lang="en"):
 
 
 def outbox_when(shop, predicate, timeout=20):
-    """The outbox rows once predicate(rows) holds: the background attempt runs after the
-    response has gone out, so the test waits for its result, re-reading the table."""
-    stop = threading.Event()
-    timer = threading.Timer(timeout, stop.set)
-    timer.start()
-    try:
-        while True:
-            rows = shop.query(
-                "SELECT kind, state, attempts, last_error FROM mail_outbox ORDER BY id"
-            )
-            if predicate(rows):
-                return rows
-            assert not stop.wait(0.05), f"outbox never got there: {rows}"
-    finally:
-        timer.cancel()
+    """The outbox rows once predicate(rows) holds (the background attempt runs after the
+    response has gone out)."""
+    return rows_when(
+        shop,
+        "SELECT kind, state, attempts, last_error FROM mail_outbox ORDER BY id",
+        predicate,
+        timeout,
+    )
 
 
 def send_command(shop):

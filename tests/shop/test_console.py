@@ -15,13 +15,6 @@ pytestmark = BOTH_ENGINES
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def console_app(app):
-    """The shop with a console password, and CSRF on as in production."""
-    app.config.update(WTF_CSRF_ENABLED=True, CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD))
-    return app
-
-
 def token_from(client, path="/"):
     """The session's CSRF token (one per session), from a page that has a form."""
     return hidden_inputs(client.get(path).get_data(as_text=True))["csrf_token"]
@@ -31,13 +24,6 @@ def log_in(client, password=PASSWORD, next_path=None):
     csrf = token_from(client)
     url = "/console/login" + (f"?next={next_path}" if next_path else "")
     return client.post(url, data={"csrf_token": csrf, "password": password})
-
-
-@pytest.fixture
-def merchant(console_app):
-    client = console_app.test_client()
-    assert log_in(client).status_code == 302
-    return client
 
 
 def buy(console_app, times=1):

@@ -14,27 +14,10 @@ from alembic import command
 from shop import console, db, orders
 from tests.conftest import BOTH_ENGINES
 from tests.helpers import BTC_ROUTE, hidden_inputs, place_order, query
-from tests.shop.test_console import buy, log_in, post_button, sandbox_set
+from tests.shop.test_console import buy, post_button, sandbox_set
 from tests.shop.test_ipn import fields_for
 
 pytestmark = BOTH_ENGINES
-
-
-@pytest.fixture
-def console_app(app):
-    from werkzeug.security import generate_password_hash
-
-    from tests.shop.test_console import PASSWORD
-
-    app.config.update(WTF_CSRF_ENABLED=True, CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD))
-    return app
-
-
-@pytest.fixture
-def merchant(console_app):
-    client = console_app.test_client()
-    assert log_in(client).status_code == 302
-    return client
 
 
 def counters(config):

@@ -9,31 +9,17 @@ from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.security import generate_password_hash
 
 from shop import dashboard
 from shop.db import get_db, is_postgresql
 from tests.conftest import BOTH_ENGINES
 from tests.helpers import query
-from tests.shop.test_console import PASSWORD, buy, log_in, post_button, sandbox_set
+from tests.shop.test_console import buy, post_button, sandbox_set
 
 pytestmark = BOTH_ENGINES
 
 SETTLEMENT = "USDTTRC20"
 numbers = itertools.count(1)
-
-
-@pytest.fixture
-def console_app(app):
-    app.config.update(WTF_CSRF_ENABLED=True, CONSOLE_PASSWORD_HASH=generate_password_hash(PASSWORD))
-    return app
-
-
-@pytest.fixture
-def merchant(console_app):
-    client = console_app.test_client()
-    assert log_in(client).status_code == 302
-    return client
 
 
 def stamp(day, clock="12:00:00"):

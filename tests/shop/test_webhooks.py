@@ -20,7 +20,7 @@ from werkzeug.security import generate_password_hash
 from shop import webhooks
 from shop.reconcile import poll_order
 from tests.conftest import BOTH_ENGINES, UNREACHABLE_SHOP, ShopServer
-from tests.helpers import buy_over_http, create_shop, hidden_inputs, query
+from tests.helpers import buy_over_http, create_shop, hidden_inputs, query, rows_when
 from tests.servers import LiveServer
 from tests.shop.test_console import buy
 from tests.shop.test_ipn import fields_for
@@ -582,19 +582,9 @@ def add_endpoint_in_sql(shop, url):
 
 
 def outbox_when(shop, predicate, timeout=20):
-    """The outbox rows once predicate(rows) holds: the background attempt runs after the
-    response has gone out, so the test waits for its result, re-reading the table."""
-    stop = threading.Event()
-    timer = threading.Timer(timeout, stop.set)
-    timer.start()
-    try:
-        while True:
-            rows = shop.query("SELECT * FROM webhook_outbox ORDER BY id")
-            if predicate(rows):
-                return rows
-            assert not stop.wait(0.05), f"outbox never got there: {rows}"
-    finally:
-        timer.cancel()
+    """The outbox rows once predicate(rows) holds (the background attempt runs after the
+    response has gone out)."""
+    return rows_when(shop, "SELECT * FROM webhook_outbox ORDER BY id", predicate, timeout)
 
 
 # -- the console's endpoint form -----------------------------------------------------------------
